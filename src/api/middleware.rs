@@ -1,0 +1,251 @@
+//! Cross-cutting request handling: request id, client address, body limits, security headers,
+//! the error format for everything poem raises, and panics turned into 500s.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::http::{header, HeaderValue, Method, StatusCode};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use crate::api::error::{convert_poem_error, error_response};
+
+/// Per-request facts every later layer needs; inserted first, read everywhere.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub client_ip: Option<IpAddr>,
+    pub started: Instant,
+}
+
+/// Settings the outer middleware needs.
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub max_body_bytes: u64,
+    pub max_upload_bytes: u64,
+    pub tls: bool,
+    pub request_timeout: std::time::Duration,
+}
+
+/// Accepts an incoming `X-Request-Id` only if it is short and made of safe characters.
+pub fn well_formed_request_id(s: &str) -> bool {
+    (8..=64).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// The client address: the peer, or — only when the peer is a trusted proxy — the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(req: &Request, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
+    let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    Some(resolve_client_ip(peer, xff, trusted))
+}
+
+fn resolve_client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(xff) = xff else {
+        return peer;
+    };
+    let mut chosen = peer;
+    for part in xff.rsplit(',') {
+        let Ok(ip) = part.trim().parse::<IpAddr>() else { break };
+        chosen = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    chosen
+}
+
+/// The outermost layer.
+pub struct Edge<E> {
+    inner: E,
+    settings: Arc<EdgeSettings>,
+}
+
+impl<E> Edge<E> {
+    pub fn new(inner: E, settings: Arc<EdgeSettings>) -> Self {
+        Self { inner, settings }
+    }
+}
+
+impl<E: Endpoint> Endpoint for Edge<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| well_formed_request_id(s))
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+        let ctx = RequestContext {
+            request_id: request_id.clone(),
+            client_ip: client_ip(&req, &self.settings.trusted_proxies),
+            started,
+        };
+        req.extensions_mut().insert(ctx);
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+
+        let mut resp = match self.check_body_size(&req) {
+            Some(resp) => resp,
+            None => self.call_inner(req).await,
+        };
+        self.finish(&mut resp, &request_id, &path);
+        tracing::debug!(
+            request_id = %request_id,
+            method = %method,
+            path = %path,
+            status = resp.status().as_u16(),
+            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+        Ok(resp)
+    }
+}
+
+impl<E: Endpoint> Edge<E> {
+    fn check_body_size(&self, req: &Request) -> Option<Response> {
+        let length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())?;
+        let multipart = req
+            .content_type()
+            .is_some_and(|c| c.starts_with("multipart/") || c.starts_with("text/plain"));
+        let limit =
+            if multipart { self.settings.max_upload_bytes } else { self.settings.max_body_bytes };
+        (length > limit).then(|| {
+            error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "Request body too large.",
+                Some(serde_json::Value::String(format!("The limit is {limit} bytes."))),
+            )
+        })
+    }
+
+    async fn call_inner(&self, req: Request) -> Response {
+        let fut = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+            self.inner.call(req),
+        ));
+        match tokio::time::timeout(self.settings.request_timeout, fut).await {
+            Ok(Ok(Ok(out))) => {
+                let resp = out.into_response();
+                if resp.status().is_client_error() || resp.status().is_server_error() {
+                    normalise_error_body(resp)
+                } else {
+                    resp
+                }
+            }
+            Ok(Ok(Err(err))) => convert_poem_error(err),
+            Ok(Err(panic)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(error = %what, "handler panicked");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                    "Internal server error",
+                    None,
+                )
+            }
+            Err(_) => error_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                "TIMEOUT",
+                "The request took too long.",
+                None,
+            ),
+        }
+    }
+
+    fn finish(&self, resp: &mut Response, request_id: &str, path: &str) {
+        let headers = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            headers.insert("x-request-id", v);
+        }
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        if self.settings.tls {
+            headers.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            );
+        }
+        let is_docs = path.starts_with("/api/schema") || path.starts_with("/api/docs");
+        if !is_docs && !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+}
+
+/// A handler or poem may have produced an error response whose body is not in the error
+/// format (e.g. a bare 404 or 405 from routing); rewrite those, keep ours.
+fn normalise_error_body(resp: Response) -> Response {
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| {
+            c.starts_with("application/json")
+                || c.starts_with("text/plain; version=0.0.4")
+                || c.starts_with("application/openmetrics")
+        });
+    if is_json {
+        return resp;
+    }
+    let status = resp.status();
+    let mut out = convert_poem_error(poem::Error::from_status(status));
+    for (name, value) in resp.headers() {
+        if name == header::RETRY_AFTER
+            || name == header::WWW_AUTHENTICATE
+            || name.as_str().starts_with("x-ratelimit")
+            || name == header::ALLOW
+        {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Methods a read-only credential may use.
+pub fn is_safe_method(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_format() {
+        assert!(well_formed_request_id("abc-123-def-456"));
+        assert!(well_formed_request_id(&uuid::Uuid::new_v4().to_string()));
+        assert!(!well_formed_request_id("short"));
+        assert!(!well_formed_request_id("has space in it"));
+        assert!(!well_formed_request_id(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            resolve_client_ip(ip("203.0.113.5"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.5")
+        );
+        assert_eq!(
+            resolve_client_ip(ip("10.0.0.1"), Some("1.2.3.4, 10.0.0.2"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(resolve_client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
+        assert_eq!(resolve_client_ip(ip("10.0.0.1"), Some("garbage"), &trusted), ip("10.0.0.1"));
+        assert_eq!(resolve_client_ip(ip("10.0.0.1"), Some("1.2.3.4"), &[]), ip("10.0.0.1"));
+    }
+}

@@ -1,0 +1,118 @@
+//! The HTTP surface: poem-openapi APIs (one module per tag), the docs pages, and the layers
+//! every request passes through. Only this module imports poem.
+
+pub mod error;
+pub mod health;
+pub mod middleware;
+pub mod paging;
+pub mod security;
+pub mod tags;
+pub mod validation;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use poem::endpoint::make_sync;
+use poem::http::StatusCode;
+use poem::middleware::{NormalizePath, TrailingSlash};
+use poem::web::Query;
+use poem::{get, handler, Endpoint, EndpointExt, IntoEndpoint, Response, Route};
+use poem_openapi::OpenApiService;
+
+use crate::app::AppState;
+use middleware::{Edge, EdgeSettings};
+
+/// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
+/// limited length only.
+pub type Apis = (health::HealthApi, ());
+
+pub fn apis() -> Apis {
+    (health::HealthApi, ())
+}
+
+/// The OpenAPI service (document title, version, and every operation).
+pub fn openapi_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(apis(), "Gatehouse API", crate::VERSION).description(
+        "Secrets, API credentials, request monitoring and published APIs in one appliance. \
+             Compatible with the KeyNest, django-cfg gRPC, Pegasus, ShellUI metrics and \
+             Unstract API v2 REST documents.",
+    )
+}
+
+/// The OpenAPI document as JSON (also printed by `gatehouse openapi`).
+pub fn spec_json() -> String {
+    openapi_service().spec()
+}
+
+/// `operationId → tag`, read from the document once, for the request log's `service_name`.
+pub fn operation_tags() -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&spec_json()) else { return out };
+    let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) else { return out };
+    for item in paths.values() {
+        let Some(ops) = item.as_object() else { continue };
+        for op in ops.values() {
+            let id = op.get("operationId").and_then(|v| v.as_str());
+            let tag = op.get("tags").and_then(|t| t.get(0)).and_then(|v| v.as_str());
+            if let (Some(id), Some(tag)) = (id, tag) {
+                out.insert(id.to_string(), tag.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[derive(serde::Deserialize)]
+struct SchemaQuery {
+    format: Option<String>,
+}
+
+#[handler]
+fn schema_endpoint(Query(q): Query<SchemaQuery>, docs: poem::web::Data<&Arc<Docs>>) -> Response {
+    match q.format.as_deref() {
+        Some("yaml" | "yml") => {
+            Response::builder().content_type("application/yaml").body(docs.yaml.clone())
+        }
+        None | Some("json" | "openapi" | "openapi-json") => {
+            Response::builder().content_type("application/json").body(docs.json.clone())
+        }
+        Some(_) => error::error_response(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "Unknown schema format.",
+            Some(serde_json::Value::String("Use format=json or format=yaml.".into())),
+        ),
+    }
+}
+
+struct Docs {
+    json: String,
+    yaml: String,
+}
+
+/// The whole application endpoint: routes, docs and every layer.
+pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+    let service = openapi_service();
+    let docs = Arc::new(Docs { json: service.spec(), yaml: service.spec_yaml() });
+    let swagger = service.swagger_ui();
+    let swagger_again = service.swagger_ui();
+    let redoc = service.redoc();
+    let settings = Arc::new(EdgeSettings {
+        trusted_proxies: state.config.trusted_proxies().unwrap_or_default(),
+        max_body_bytes: state.config.server.max_body_bytes,
+        max_upload_bytes: state.config.server.max_upload_bytes,
+        tls: !state.config.server.insecure_http,
+        request_timeout: std::time::Duration::from_secs(
+            state.config.server.request_timeout_seconds,
+        ),
+    });
+    let route = Route::new()
+        .at("/api/schema", get(schema_endpoint.data(docs)))
+        .nest("/api/schema/swagger-ui", swagger)
+        .nest("/api/docs", swagger_again)
+        .nest("/api/schema/redoc", redoc)
+        .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
+        .nest("/", service.into_endpoint());
+    let app = route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state));
+    Edge::new(app, settings)
+}

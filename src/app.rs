@@ -1,0 +1,214 @@
+//! Application assembly: opens the store, prepares TLS, builds the endpoint, serves, and shuts
+//! down in order (stop accepting, finish requests, flush, close the data file).
+
+mod certs;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use poem::listener::{Acceptor as _, Listener as _, TcpListener};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::crypto::{self, SecretKey};
+use crate::store::{Store, StoreError};
+
+pub use certs::CertManager;
+
+/// Everything a handler may need, shared by reference.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub master: SecretKey,
+    pub data_dir: PathBuf,
+    pub started_at: Instant,
+    pub instance_id: String,
+}
+
+/// Why the application could not start. Printed as one line; exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    MasterKey(#[from] crypto::MasterKeyError),
+    #[error("data file: {0}")]
+    Store(#[from] StoreError),
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let context = context.into();
+    move |source| StartError::Io { context, source }
+}
+
+/// How to start.
+pub struct Options {
+    pub config: Config,
+    pub master_key_file: Option<PathBuf>,
+    /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
+    pub credentials_dir: Option<PathBuf>,
+    /// The process environment, for settings that are not config keys (`GATEHOUSE_ADMIN_*`).
+    pub env: BTreeMap<String, String>,
+}
+
+/// A running server.
+pub struct Running {
+    pub local_addr: SocketAddr,
+    pub ca_pem_path: PathBuf,
+    pub state: Arc<AppState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// Opens the data file with the master key (creating both on first start).
+pub fn open_store(
+    config: &Config,
+    opts_key: Option<&Path>,
+    credentials_dir: Option<&Path>,
+) -> Result<(Store, SecretKey, crate::store::StoreInfo), StartError> {
+    let data_dir = &config.server.data_dir;
+    create_private_dir(data_dir)?;
+    let (master, _) = crypto::load_or_create_master_key(opts_key, credentials_dir, data_dir)?;
+    let max_batch = usize::try_from(config.storage.max_batch).unwrap_or(256);
+    let (store, info) = Store::open(
+        &data_dir.join("gatehouse.redb"),
+        &master,
+        config.storage.cache_size_mb,
+        max_batch,
+    )?;
+    Ok((store, master, info))
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StartError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err(format!("cannot create data directory {}", dir.display())))
+}
+
+/// Starts serving; returns once the socket is bound.
+pub async fn start(opts: Options) -> Result<Running, StartError> {
+    let config = Arc::new(opts.config);
+    let (store, master, info) =
+        open_store(&config, opts.master_key_file.as_deref(), opts.credentials_dir.as_deref())?;
+    let data_dir = config.server.data_dir.clone();
+    let state = Arc::new(AppState {
+        config: Arc::clone(&config),
+        store: store.clone(),
+        master,
+        data_dir: data_dir.clone(),
+        started_at: Instant::now(),
+        instance_id: info.instance_id.clone(),
+    });
+
+    let certs = CertManager::prepare(&state).await?;
+    let ca_pem_path = data_dir.join("ca.pem");
+    write_public_file(&ca_pem_path, certs.ca_pem().as_bytes())?;
+
+    let mut background = Vec::new();
+    let endpoint = crate::api::build(Arc::clone(&state));
+    let addr = config.listen_addr()?;
+    let tcp = TcpListener::bind(addr)
+        .into_acceptor()
+        .await
+        .map_err(io_err(format!("cannot listen on {addr}")))?;
+    let local_addr = tcp
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .ok_or_else(|| StartError::Tls("listener has no socket address".into()))?;
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
+    let signal = async move {
+        let _ = shutdown_rx.await;
+    };
+    let server = if config.server.insecure_http {
+        tokio::spawn(poem::Server::new_with_acceptor(tcp).run_with_graceful_shutdown(
+            endpoint,
+            signal,
+            Some(grace),
+        ))
+    } else {
+        let handshake = Duration::from_secs(config.tls.handshake_timeout_seconds);
+        let acceptor = crate::tls::TlsAcceptor::new(tcp, certs.swap(), handshake);
+        background.push(certs.spawn_renewal(Arc::clone(&state)));
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            endpoint,
+            signal,
+            Some(grace),
+        ))
+    };
+    Ok(Running { local_addr, ca_pem_path, state, shutdown: Some(shutdown_tx), server, background })
+}
+
+/// Writes a non-secret file atomically (temp file, then rename), mode 0644.
+fn write_public_file(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io_err(format!("cannot write {}", tmp.display())))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+        .map_err(io_err(format!("cannot chmod {}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(io_err(format!("cannot write {}", path.display())))
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish (up to the configured grace), stops the
+    /// background tasks, and closes the data file after the writer drained.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.finish().await;
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down.
+    pub async fn run_until_signal(mut self) {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.finish().await;
+    }
+
+    async fn finish(self) {
+        if let Err(e) = self.server.await.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+            tracing::warn!(error = %e, "server ended with an error");
+        }
+        for task in &self.background {
+            task.abort();
+        }
+        let store = self.state.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        tracing::info!("stopped");
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        // Without signal handlers the only way out is the process being killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

@@ -1,0 +1,230 @@
+//! The server's certificates: the local CA and leaf kept in `meta` (private keys sealed with the
+//! master key), renewal at two thirds of the leaf's life, or a supplied pair reloaded on SIGHUP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use time::OffsetDateTime;
+
+use super::{AppState, StartError};
+use crate::store::{get_meta, put_meta, read_meta, StoreError};
+use crate::tls::{self, CaMaterial, CertSwap, LeafMaterial};
+
+const CA_KEY_AAD: &[u8] = b"gatehouse/meta/tls_ca_key";
+const LEAF_KEY_AAD: &[u8] = b"gatehouse/meta/tls_leaf_key";
+
+/// Holds the live TLS configuration and knows how to renew it.
+pub struct CertManager {
+    swap: CertSwap,
+    ca_pem: String,
+    /// `Some` when Gatehouse issues its own leaf; `None` for a supplied pair.
+    own: Option<Mutex<OwnCerts>>,
+}
+
+struct OwnCerts {
+    ca: CaMaterial,
+    leaf: LeafMaterial,
+}
+
+fn tls_err(e: impl std::fmt::Display) -> StartError {
+    StartError::Tls(e.to_string())
+}
+
+impl CertManager {
+    pub async fn prepare(state: &Arc<AppState>) -> Result<Self, StartError> {
+        let cfg = &state.config.tls;
+        if !cfg.cert_file.is_empty() {
+            let (chain, key) = read_supplied(&cfg.cert_file, &cfg.key_file)?;
+            let server = tls::server_config(&chain, &key).map_err(tls_err)?;
+            return Ok(Self { swap: CertSwap::new(server), ca_pem: chain, own: None });
+        }
+        let (ca, leaf) = load_or_create(state).await?;
+        let server =
+            tls::server_config(&format!("{}{}", leaf.cert_pem, ca.cert_pem), &leaf.key_pem)
+                .map_err(tls_err)?;
+        Ok(Self {
+            swap: CertSwap::new(server),
+            ca_pem: ca.cert_pem.clone(),
+            own: Some(Mutex::new(OwnCerts { ca, leaf })),
+        })
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    pub fn swap(&self) -> CertSwap {
+        self.swap.clone()
+    }
+
+    /// Renews the generated leaf in place, or reloads a supplied pair on SIGHUP.
+    pub fn spawn_renewal(self, state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            if self.own.is_none() {
+                self.reload_on_sighup(&state).await;
+                return;
+            }
+            let lifetime = state.config.leaf_lifetime();
+            let period: time::Duration =
+                (lifetime / 20_i32).clamp(time::Duration::seconds(1), time::Duration::minutes(10));
+            let period = Duration::from_secs(u64::try_from(period.whole_seconds()).unwrap_or(600));
+            loop {
+                tokio::time::sleep(period).await;
+                if let Err(e) = self.renew_if_due(&state).await {
+                    tracing::error!(error = %e, "certificate renewal failed");
+                }
+            }
+        })
+    }
+
+    async fn renew_if_due(&self, state: &Arc<AppState>) -> Result<(), StartError> {
+        let Some(own) = &self.own else { return Ok(()) };
+        let ca = {
+            let guard = own.lock();
+            if !tls::needs_renewal(
+                guard.leaf.not_before,
+                guard.leaf.not_after,
+                OffsetDateTime::now_utc(),
+            ) {
+                return Ok(());
+            }
+            guard.ca.clone()
+        };
+        let leaf = tls::issue_leaf(&ca, &state.config.tls.hostnames, state.config.leaf_lifetime())
+            .map_err(tls_err)?;
+        store_leaf(state, &leaf).await?;
+        let server =
+            tls::server_config(&format!("{}{}", leaf.cert_pem, ca.cert_pem), &leaf.key_pem)
+                .map_err(tls_err)?;
+        self.swap.set(server);
+        tracing::info!(not_after = %leaf.not_after, "server certificate renewed");
+        own.lock().leaf = leaf;
+        Ok(())
+    }
+
+    async fn reload_on_sighup(&self, state: &Arc<AppState>) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            let cfg = &state.config.tls;
+            let result = read_supplied(&cfg.cert_file, &cfg.key_file)
+                .and_then(|(chain, key)| tls::server_config(&chain, &key).map_err(tls_err));
+            match result {
+                Ok(server) => {
+                    self.swap.set(server);
+                    tracing::info!("certificate reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "certificate reload failed; keeping the old one")
+                }
+            }
+        }
+    }
+}
+
+fn read_supplied(cert_file: &str, key_file: &str) -> Result<(String, String), StartError> {
+    let chain = std::fs::read_to_string(cert_file)
+        .map_err(super::io_err(format!("cannot read tls.cert_file {cert_file}")))?;
+    let key = std::fs::read_to_string(key_file)
+        .map_err(super::io_err(format!("cannot read tls.key_file {key_file}")))?;
+    Ok((chain, key))
+}
+
+fn sans_match(leaf: &LeafMaterial, hostnames: &[String]) -> bool {
+    hostnames.iter().all(|h| tls::leaf_has_san(&leaf.cert_pem, h).unwrap_or(false))
+}
+
+/// Reads the CA and leaf from `meta`, creating or renewing what is missing or due.
+async fn load_or_create(state: &Arc<AppState>) -> Result<(CaMaterial, LeafMaterial), StartError> {
+    let stored = state.store.read(|tx| {
+        let get = |k: &str| read_meta(tx, k);
+        Ok::<_, StoreError>((
+            get("tls_ca_cert")?,
+            get("tls_ca_key")?,
+            get("tls_leaf_cert")?,
+            get("tls_leaf_key")?,
+        ))
+    })?;
+    let master = &state.master;
+    let open = |sealed: &[u8], aad: &[u8]| -> Result<String, StartError> {
+        let plain = master.open(aad, sealed).map_err(|_| {
+            StartError::Tls("stored TLS key does not open with the master key".into())
+        })?;
+        String::from_utf8(plain).map_err(tls_err)
+    };
+    let ca = match (&stored.0, &stored.1) {
+        (Some(cert), Some(key)) => CaMaterial {
+            cert_pem: String::from_utf8_lossy(cert).into_owned(),
+            key_pem: open(key, CA_KEY_AAD)?,
+        },
+        _ => {
+            let days = i64::try_from(state.config.tls.ca_lifetime_days).unwrap_or(3650);
+            let ca = tls::generate_ca("Gatehouse Local CA", time::Duration::days(days))
+                .map_err(tls_err)?;
+            store_ca(state, &ca).await?;
+            ca
+        }
+    };
+    let existing_leaf = match (&stored.2, &stored.3) {
+        (Some(cert), Some(key)) if stored.0.is_some() => {
+            let cert_pem = String::from_utf8_lossy(cert).into_owned();
+            let (not_before, not_after) = tls::leaf_validity(&cert_pem).map_err(tls_err)?;
+            Some(LeafMaterial {
+                cert_pem,
+                key_pem: open(key, LEAF_KEY_AAD)?,
+                not_before,
+                not_after,
+            })
+        }
+        _ => None,
+    };
+    let hostnames = &state.config.tls.hostnames;
+    let leaf = match existing_leaf {
+        Some(leaf)
+            if !tls::needs_renewal(leaf.not_before, leaf.not_after, OffsetDateTime::now_utc())
+                && sans_match(&leaf, hostnames) =>
+        {
+            leaf
+        }
+        _ => {
+            let leaf =
+                tls::issue_leaf(&ca, hostnames, state.config.leaf_lifetime()).map_err(tls_err)?;
+            store_leaf(state, &leaf).await?;
+            leaf
+        }
+    };
+    Ok((ca, leaf))
+}
+
+async fn store_ca(state: &Arc<AppState>, ca: &CaMaterial) -> Result<(), StartError> {
+    let sealed = state.master.seal(CA_KEY_AAD, ca.key_pem.as_bytes()).map_err(tls_err)?;
+    let cert = ca.cert_pem.clone();
+    state
+        .store
+        .write(move |tx| {
+            put_meta(tx, "tls_ca_cert", cert.as_bytes())?;
+            put_meta(tx, "tls_ca_key", &sealed)?;
+            // A new CA invalidates any leaf signed by an older one.
+            if get_meta(tx, "tls_leaf_cert")?.is_some() {
+                put_meta(tx, "tls_leaf_cert", b"")?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok(())
+}
+
+async fn store_leaf(state: &Arc<AppState>, leaf: &LeafMaterial) -> Result<(), StartError> {
+    let sealed = state.master.seal(LEAF_KEY_AAD, leaf.key_pem.as_bytes()).map_err(tls_err)?;
+    let cert = leaf.cert_pem.clone();
+    state
+        .store
+        .write(move |tx| {
+            put_meta(tx, "tls_leaf_cert", cert.as_bytes())?;
+            put_meta(tx, "tls_leaf_key", &sealed)?;
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! Plain-Rust business rules: who may do what, and what each mutation writes. No HTTP types;
+//! storage only through `store`.
+
+pub mod audit;
+pub mod dotenv;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::StoreError;
+
+/// The short list of error kinds every layer speaks. The API maps each to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400: the request is malformed or a field is invalid.
+    Invalid,
+    /// 401: no credential, or a bad, expired or revoked one.
+    Unauthenticated,
+    /// 403: the caller is known but may not do this.
+    Forbidden,
+    /// 404: no such object, or it belongs to an organization the caller is not in.
+    NotFound,
+    /// 409: the object exists already, or the change breaks a rule of the current state.
+    Conflict,
+    /// 413: the body or upload is over its limit.
+    TooLarge,
+    /// 429: rate limited.
+    RateLimited,
+    /// 500: a bug or a storage failure; the message is logged, not shown.
+    Internal,
+}
+
+/// A domain error: a code, a message for the client, and optional details
+/// (`{"field": ["message"]}` for validation errors).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+    /// Seconds until a rate-limited caller may retry.
+    pub retry_after: Option<u64>,
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), details: None, retry_after: None }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// 404 for `what` ("Project", "Variable", …).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthenticated, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+
+    /// 400 with `{"<field>": ["<message>"]}` details.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut details = BTreeMap::new();
+        details.insert(field.to_string(), vec![message.clone()]);
+        Self::new(ErrorCode::Invalid, "Validation failed")
+            .with_details(serde_json::to_value(details).unwrap_or_default())
+    }
+
+    /// 400 with several field errors.
+    pub fn invalid_fields(fields: BTreeMap<String, Vec<String>>) -> Self {
+        Self::new(ErrorCode::Invalid, "Validation failed")
+            .with_details(serde_json::to_value(fields).unwrap_or_default())
+    }
+
+    pub fn rate_limited(retry_after: u64) -> Self {
+        let mut e = Self::new(ErrorCode::RateLimited, "Rate limit exceeded").with_details(
+            serde_json::Value::String(format!(
+                "Too many requests. Try again in {retry_after} seconds."
+            )),
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Self::internal(e.to_string())
+    }
+}
+
+/// An organization role. Ordered: a higher role can do everything a lower one can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "editor" => Some(Role::Editor),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Which kind of credential authenticated a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// `Authorization: Token <40 hex>` (login token), by token id.
+    Token { id: u64 },
+    /// The session cookie set at login, by session id.
+    Session { id: u64 },
+    /// `Bearer <JWT access token>`, by `jti`.
+    Jwt { jti: String },
+    /// `Bearer <personal access token>`, by PAT id.
+    Pat { id: u64 },
+    /// `Api-Key <key>` or `Bearer <key>`, by key id.
+    ApiKey { id: u64, name: String },
+    /// HTTP Basic with the account password.
+    Basic,
+}
+
+/// The caller of a request, resolved once by the authentication layer, with the limits of the
+/// credential used.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: u64,
+    pub username: String,
+    pub email: String,
+    pub full_name: String,
+    pub is_staff: bool,
+    /// Live memberships: organization id → role.
+    pub memberships: BTreeMap<u64, Role>,
+    pub credential: CredentialKind,
+    /// Only GET, HEAD and OPTIONS (read-only PAT or API key).
+    pub read_only: bool,
+    /// An API key bound to one organization sees only that organization.
+    pub org_scope: Option<u64>,
+    /// The organization a JWT or PAT speaks for (`company_id`).
+    pub company_id: Option<u64>,
+    /// A PAT with `pat_agm`: may read global metrics.
+    pub global_metrics: bool,
+}
+
+impl Principal {
+    /// The caller's role in `org`, honouring an API key's organization scope.
+    pub fn role_in(&self, org: u64) -> Option<Role> {
+        if self.org_scope.is_some_and(|scoped| scoped != org) {
+            return None;
+        }
+        self.memberships.get(&org).copied()
+    }
+
+    /// Organizations the caller can see.
+    pub fn visible_orgs(&self) -> Vec<u64> {
+        self.memberships
+            .keys()
+            .copied()
+            .filter(|o| self.org_scope.is_none_or(|s| s == *o))
+            .collect()
+    }
+
+    /// Requires at least `min` in `org`. Not a member → `NotFound` (tenants are walls, never a
+    /// hint); a member with a lower role → `Forbidden`.
+    pub fn require(&self, org: u64, min: Role, what: &str) -> Result<Role, Error> {
+        match self.role_in(org) {
+            None => Err(Error::not_found(what)),
+            Some(role) if role >= min => Ok(role),
+            Some(_) => Err(Error::forbidden("You do not have permission to perform this action.")),
+        }
+    }
+
+    /// Requires staff (`is_staff`).
+    pub fn require_staff(&self) -> Result<(), Error> {
+        if self.is_staff {
+            Ok(())
+        } else {
+            Err(Error::forbidden("Staff access required."))
+        }
+    }
+}
+
+/// Current time as RFC 3339 UTC with whole seconds (`2025-08-30T10:30:00Z`).
+pub fn now_rfc3339() -> String {
+    format_rfc3339(time::OffsetDateTime::now_utc())
+}
+
+pub fn format_rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&fmt).unwrap_or_default()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Formats epoch seconds as RFC 3339 UTC.
+pub fn rfc3339_from_unix(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs).map(format_rfc3339).unwrap_or_default()
+}

@@ -1,0 +1,18 @@
+//! Gatehouse: secrets, API credentials, request monitoring and published APIs in one binary.
+//!
+//! Layers (see `ARCHITECTURE.md`): `api` (poem-openapi) → `domain` (plain Rust) → `store`
+//! (redb), beside `auth`, `crypto`, `logs`, `tls` and `config`. Only `api` imports poem; only
+//! `store` imports redb.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod logging;
+pub mod store;
+pub mod tls;
+
+/// The crate version, reported by `/health/`, `/api/` and `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,91 @@
+//! Versioned records: one version byte, then a JSON body. Old versions stay decodable for ever
+//! through [`Record::upgrade`]; new fields use `#[serde(default)]` so most changes need no
+//! new version at all.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::StoreError;
+
+/// A persisted value.
+pub trait Record: Serialize + DeserializeOwned {
+    /// The format version written by this binary.
+    const VERSION: u8;
+    /// Table name for error messages.
+    const NAME: &'static str;
+
+    /// Decodes a body written with an older `version`. The default knows no older versions.
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
+        let _ = body;
+        Err(StoreError::Codec {
+            table: Self::NAME.to_string(),
+            message: format!("unknown record version {version}"),
+        })
+    }
+}
+
+pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![T::VERSION];
+    serde_json::to_writer(&mut out, value)
+        .map_err(|e| StoreError::Codec { table: T::NAME.to_string(), message: e.to_string() })?;
+    Ok(out)
+}
+
+pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
+    let Some((&version, body)) = bytes.split_first() else {
+        return Err(StoreError::Codec {
+            table: T::NAME.to_string(),
+            message: "empty record".into(),
+        });
+    };
+    if version == T::VERSION {
+        return serde_json::from_slice(body)
+            .map_err(|e| StoreError::Codec { table: T::NAME.to_string(), message: e.to_string() });
+    }
+    T::upgrade(version, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct V1 {
+        name: String,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct V2 {
+        name: String,
+        tags: Vec<String>,
+    }
+    impl Record for V1 {
+        const VERSION: u8 = 1;
+        const NAME: &'static str = "thing";
+    }
+    impl Record for V2 {
+        const VERSION: u8 = 2;
+        const NAME: &'static str = "thing";
+        fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
+            match version {
+                1 => {
+                    let old: V1 = serde_json::from_slice(body)
+                        .map_err(|e| StoreError::Other(e.to_string()))?;
+                    Ok(V2 { name: old.name, tags: Vec::new() })
+                }
+                v => Err(StoreError::Other(format!("unknown version {v}"))),
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_and_upgrade() {
+        let bytes = encode(&V1 { name: "a".into() }).unwrap();
+        assert_eq!(bytes[0], 1);
+        assert_eq!(decode::<V1>(&bytes).unwrap(), V1 { name: "a".into() });
+        assert_eq!(decode::<V2>(&bytes).unwrap(), V2 { name: "a".into(), tags: vec![] });
+        assert!(decode::<V1>(&[]).is_err());
+        assert!(decode::<V1>(&[9, b'{']).is_err());
+        assert!(decode::<V1>(&[1, b'{']).is_err());
+    }
+}

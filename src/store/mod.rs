@@ -1,0 +1,110 @@
+//! The one source of truth: a redb file with typed tables, versioned records, group-committed
+//! durable writes and a migration runner. Only this module imports `redb`.
+
+mod codec;
+mod error;
+mod migrate;
+pub mod tables;
+mod typed;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use codec::{decode, encode, Record};
+pub use error::StoreError;
+pub use migrate::{get_meta, put_meta, read_meta, reseal_master_check, SCHEMA_VERSION};
+pub use redb::{
+    ReadTransaction as ReadTx, ReadableTable, ReadableTableMetadata, WriteTransaction as WriteTx,
+};
+pub use typed::{IndexTable, LookupTable, Reader, RecordTable, Writer};
+pub use writer::WriterHandle;
+
+use redb::ReadableDatabase as _;
+
+use crate::crypto::SecretKey;
+
+/// The opened data file. Cheap to clone; reads run inline, writes go to the writer thread.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<redb::Database>,
+    writer: WriterHandle,
+}
+
+/// What [`Store::open`] found in `meta`.
+#[derive(Debug, Clone)]
+pub struct StoreInfo {
+    pub created: bool,
+    pub instance_id: String,
+    pub schema_version: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the data file, checks the master key against the sealed check value in
+    /// `meta`, runs pending migrations in one write transaction, and starts the writer thread.
+    pub fn open(
+        path: &Path,
+        master: &SecretKey,
+        cache_size_mb: u64,
+        max_batch: usize,
+    ) -> Result<(Self, StoreInfo), StoreError> {
+        let cache =
+            usize::try_from(cache_size_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        let db = redb::Builder::new().set_cache_size(cache).create(path)?;
+        let info = migrate::prepare(&db, master)?;
+        let db = Arc::new(db);
+        let writer = writer::spawn(Arc::clone(&db), max_batch)?;
+        Ok((Self { db, writer }, info))
+    }
+
+    /// Runs `f` against a consistent snapshot.
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&ReadTx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self.db.begin_read().map_err(StoreError::from)?;
+        f(&tx)
+    }
+
+    /// Runs `f` in a write transaction and returns after the commit is durable. Concurrent
+    /// writes share one commit. `f` may run more than once (if another write in its batch fails,
+    /// the batch is re-run without it), so it must be a pure function of its captures and `tx`.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: Fn(&WriteTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+
+    /// Blocking variant of [`Store::write`] for the CLI and start-up (not from async code).
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: Fn(&WriteTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.writer.submit_blocking(f)
+    }
+
+    /// A receiver that changes after every commit (value: number of commits so far).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writer.commits()
+    }
+
+    /// True when a read transaction can be opened and `meta` read.
+    pub fn healthy(&self) -> bool {
+        self.read(migrate::read_schema_version).is_ok()
+    }
+
+    /// Size of the data file in bytes, if known.
+    pub fn file_size(path: &Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Stops the writer after it has committed everything queued, then closes the file.
+    pub fn close(self) {
+        self.writer.shutdown();
+    }
+}

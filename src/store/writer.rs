@@ -1,0 +1,203 @@
+//! The single writer thread. Mutations queue here; the thread takes every pending one (up to
+//! `max_batch`), runs them in one write transaction and commits once with
+//! `Durability::Immediate`, so N concurrent writers share one fsync. A mutation that returns an
+//! error must leave no trace, and redb cannot roll back part of a transaction, so the batch's
+//! transaction is aborted and the mutations that succeeded are re-run in a fresh one.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use redb::{Database, WriteTransaction};
+use tokio::sync::{oneshot, watch};
+
+use super::StoreError;
+
+trait Job: Send {
+    /// Runs the mutation; `true` if it succeeded (its result waits for the commit).
+    fn run(&mut self, tx: &WriteTransaction) -> bool;
+    /// Delivers the result: the mutation's own, or the commit's error.
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>);
+}
+
+struct TypedJob<T, E, F> {
+    f: F,
+    result: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<T, E, F> Job for TypedJob<T, E, F>
+where
+    F: Fn(&WriteTransaction) -> Result<T, E> + Send,
+    T: Send,
+    E: From<StoreError> + Send,
+{
+    fn run(&mut self, tx: &WriteTransaction) -> bool {
+        let r = (self.f)(tx);
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>) {
+        let out = match (commit, self.result) {
+            (_, Some(Err(e))) => Err(e),
+            (Err(e), _) => Err(E::from(StoreError::Other(e.to_string()))),
+            (Ok(()), Some(Ok(v))) => Ok(v),
+            (Ok(()), None) => Err(E::from(StoreError::Other("mutation did not run".into()))),
+        };
+        // The caller may have gone away (request cancelled); the commit stands regardless.
+        let _ = self.reply.send(out);
+    }
+}
+
+enum Msg {
+    Job(Box<dyn Job>),
+    Shutdown,
+}
+
+/// Handle to the writer thread.
+#[derive(Clone)]
+pub struct WriterHandle {
+    sender: mpsc::Sender<Msg>,
+    commits: watch::Receiver<u64>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+pub fn spawn(db: Arc<Database>, max_batch: usize) -> Result<WriterHandle, StoreError> {
+    let (sender, receiver) = mpsc::channel();
+    let (commit_tx, commits) = watch::channel(0u64);
+    let thread = std::thread::Builder::new()
+        .name("gatehouse-writer".into())
+        .spawn(move || writer_loop(&db, &receiver, &commit_tx, max_batch.max(1)))
+        .map_err(|e| StoreError::Other(format!("cannot start writer thread: {e}")))?;
+    Ok(WriterHandle { sender, commits, thread: Arc::new(Mutex::new(Some(thread))) })
+}
+
+impl WriterHandle {
+    pub async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = TypedJob { f, result: None, reply };
+        if self.sender.send(Msg::Job(Box::new(job))).is_err() {
+            return Err(E::from(StoreError::WriterGone));
+        }
+        rx.await.unwrap_or_else(|_| Err(E::from(StoreError::WriterGone)))
+    }
+
+    pub fn submit_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = TypedJob { f, result: None, reply };
+        if self.sender.send(Msg::Job(Box::new(job))).is_err() {
+            return Err(E::from(StoreError::WriterGone));
+        }
+        rx.blocking_recv().unwrap_or_else(|_| Err(E::from(StoreError::WriterGone)))
+    }
+
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
+    }
+
+    /// Lets the writer finish what is queued, then joins it.
+    pub fn shutdown(&self) {
+        let _ = self.sender.send(Msg::Shutdown);
+        if let Some(handle) = self.thread.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn writer_loop(
+    db: &Database,
+    receiver: &mpsc::Receiver<Msg>,
+    commits: &watch::Sender<u64>,
+    max_batch: usize,
+) {
+    let mut done = false;
+    while !done {
+        let Ok(first) = receiver.recv() else { return };
+        let mut batch: Vec<Box<dyn Job>> = Vec::new();
+        match first {
+            Msg::Job(j) => batch.push(j),
+            Msg::Shutdown => return,
+        }
+        while batch.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(Msg::Job(j)) => batch.push(j),
+                Ok(Msg::Shutdown) => {
+                    done = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        run_batch(db, batch);
+        commits.send_modify(|n| *n += 1);
+    }
+}
+
+fn begin(db: &Database) -> Result<WriteTransaction, StoreError> {
+    let mut tx = db.begin_write()?;
+    tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Other(e.to_string()))?;
+    Ok(tx)
+}
+
+fn run_batch(db: &Database, batch: Vec<Box<dyn Job>>) {
+    let mut succeeded: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
+    let mut tx = match begin(db) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(batch, &e),
+    };
+    for mut job in batch {
+        if job.run(&tx) {
+            succeeded.push(job);
+            continue;
+        }
+        // Discard everything this transaction holds, answer the failed job, then replay the
+        // jobs that had succeeded so far in a fresh transaction.
+        job.finish(Ok(()));
+        let _ = tx.abort();
+        tx = match replay(db, &mut succeeded) {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(succeeded, &e),
+        };
+    }
+    let commit = tx.commit().map_err(StoreError::from);
+    for job in succeeded {
+        job.finish(commit.as_ref().map(|_| ()));
+    }
+}
+
+/// Re-runs `jobs` in a new transaction; a job that now fails is answered and dropped.
+fn replay(db: &Database, jobs: &mut Vec<Box<dyn Job>>) -> Result<WriteTransaction, StoreError> {
+    loop {
+        let tx = begin(db)?;
+        let mut failed_at = None;
+        for (i, job) in jobs.iter_mut().enumerate() {
+            if !job.run(&tx) {
+                failed_at = Some(i);
+                break;
+            }
+        }
+        let Some(i) = failed_at else { return Ok(tx) };
+        let _ = tx.abort();
+        let job = jobs.remove(i);
+        job.finish(Ok(()));
+    }
+}
+
+fn fail_all(jobs: Vec<Box<dyn Job>>, err: &StoreError) {
+    for job in jobs {
+        job.finish(Err(err));
+    }
+}

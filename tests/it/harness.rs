@@ -1,0 +1,140 @@
+//! `TestServer`: boots Gatehouse in-process over TLS and gives a client that trusts its CA.
+
+#![allow(dead_code)] // each test module uses a different part of the harness
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gatehouse::app::{Options, Running};
+use gatehouse::config::{Config, Flags};
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: Arc<tempfile::TempDir>,
+    pub env: BTreeMap<String, String>,
+    pub running: Option<Running>,
+    pub ca_pem: String,
+}
+
+pub fn env_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("GATEHOUSE_RATE_LIMIT_ENABLED".into(), "false".into());
+    env.insert("GATEHOUSE_ADMIN_EMAIL".into(), "admin@example.com".into());
+    env.insert("GATEHOUSE_ADMIN_PASSWORD".into(), "admin-password-123".into());
+    for (k, v) in pairs {
+        env.insert((*k).to_string(), (*v).to_string());
+    }
+    env
+}
+
+/// A reqwest client trusting exactly `ca_pem`, with ring as its crypto provider.
+pub fn client_for(ca_pem: &str) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    let mut reader = std::io::BufReader::new(ca_pem.as_bytes());
+    for cert in rustls_pemfile::certs(&mut reader) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap()
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(pairs: &[(&str, &str)]) -> Self {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        Self::start_in(dir, env_map(pairs)).await
+    }
+
+    pub async fn start_in(dir: Arc<tempfile::TempDir>, env: BTreeMap<String, String>) -> Self {
+        let running = Self::boot(dir.path(), &env, None).await.unwrap();
+        let ca_pem = std::fs::read_to_string(&running.ca_pem_path).unwrap();
+        let client = client_for(&ca_pem);
+        let base = format!("https://127.0.0.1:{}", running.local_addr.port());
+        Self { base, client, dir, env, running: Some(running), ca_pem }
+    }
+
+    pub async fn boot(
+        dir: &Path,
+        env: &BTreeMap<String, String>,
+        master_key_file: Option<PathBuf>,
+    ) -> Result<Running, gatehouse::app::StartError> {
+        let flags = Flags {
+            data_dir: Some(dir.to_path_buf()),
+            listen: Some("127.0.0.1:0".into()),
+            insecure_http: false,
+        };
+        let config = Config::from_sources(None, env, &flags)?;
+        gatehouse::app::start(Options {
+            config,
+            master_key_file,
+            credentials_dir: None,
+            env: env.clone(),
+        })
+        .await
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    /// Stops and starts again on the same data directory (new port, same CA).
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        let dir = Arc::clone(&self.dir);
+        let env = self.env.clone();
+        drop(self);
+        Self::start_in(dir, env).await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            // Best effort when a test panics: close in the background of the current runtime.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(r.shutdown());
+            }
+        }
+    }
+}
+
+/// Asserts the one error format and returns the body.
+pub async fn assert_error(resp: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "unexpected status");
+    assert!(resp.headers().get("x-request-id").is_some(), "no X-Request-Id");
+    let ct =
+        resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(ct.starts_with("application/json"), "error is not JSON: {ct}");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    for field in ["error", "details", "code", "timestamp"] {
+        assert!(body.get(field).is_some(), "error body lacks {field}: {body}");
+    }
+    assert!(body["error"].is_string());
+    assert!(body["code"].is_string());
+    body
+}
