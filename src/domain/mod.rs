@@ -2,7 +2,9 @@
 //! storage only through `store`.
 
 pub mod audit;
+pub mod cascade;
 pub mod dotenv;
+pub mod records;
 
 use std::collections::BTreeMap;
 

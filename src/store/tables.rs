@@ -15,6 +15,26 @@ pub const SEQUENCES: TableDefinition<'static, &str, u64> = TableDefinition::new(
 
 // ---- identity and access --------------------------------------------------------------
 
+/// `user id → User`.
+pub const USERS: RecordTable<crate::domain::records::User> = RecordTable::new("users");
+/// `lower-cased email → user id`.
+pub const USERS_BY_EMAIL: LookupTable = LookupTable::new("users_by_email");
+/// `lower-cased username → user id`.
+pub const USERS_BY_USERNAME: LookupTable = LookupTable::new("users_by_username");
+/// `organization id → Organization`.
+pub const ORGANIZATIONS: RecordTable<crate::domain::records::Organization> =
+    RecordTable::new("organizations");
+/// `membership id → Membership`.
+pub const MEMBERSHIPS: RecordTable<crate::domain::records::Membership> =
+    RecordTable::new("memberships");
+/// `(organization id, user id) → ()`: members of an organization. The membership row is found
+/// through `MEMBERSHIP_IDS`.
+pub const ORG_MEMBERS: IndexTable = IndexTable::new("org_members");
+/// `(user id, organization id) → ()`: organizations of a user.
+pub const USER_ORGS: IndexTable = IndexTable::new("user_orgs");
+/// `"<organization id>/<user id>" → membership id`.
+pub const MEMBERSHIP_IDS: LookupTable = LookupTable::new("membership_ids");
+
 // ---- secrets ------------------------------------------------------------------------------
 
 // ---- logs, audit and monitoring ---------------------------------------------------------
