@@ -27,6 +27,8 @@ pub struct AppState {
     pub data_dir: PathBuf,
     pub started_at: Instant,
     pub instance_id: String,
+    /// Secrets: master key, opened organization data keys, history settings.
+    pub vault: Arc<crate::domain::secrets::Vault>,
 }
 
 /// Why the application could not start. Printed as one line; exit code 1.
@@ -109,6 +111,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         store: store.clone(),
+        vault: Arc::new(crate::domain::secrets::Vault::new(
+            master.clone(),
+            config.storage.variable_versions,
+            config.storage.deleted_retention_days,
+        )),
         master,
         data_dir: data_dir.clone(),
         started_at: Instant::now(),
@@ -119,7 +126,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let ca_pem_path = data_dir.join("ca.pem");
     write_public_file(&ca_pem_path, certs.ca_pem().as_bytes())?;
 
-    let mut background = Vec::new();
+    let mut background = vec![spawn_deleted_sweeper(Arc::clone(&state))];
     let endpoint = crate::api::build(Arc::clone(&state));
     let addr = config.listen_addr()?;
     let tcp = TcpListener::bind(addr)
@@ -153,6 +160,32 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         ))
     };
     Ok(Running { local_addr, ca_pem_path, state, shutdown: Some(shutdown_tx), server, background })
+}
+
+/// Purges deleted variables whose retention ran out, hourly, in small transactions.
+fn spawn_deleted_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            loop {
+                let vault = Arc::clone(&state.vault);
+                let now = crate::domain::unix_now();
+                let r = state
+                    .store
+                    .write(move |tx| crate::domain::secrets::history::sweep(tx, &vault, now, 500))
+                    .await;
+                match r {
+                    Ok(n) if n >= 500 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "deleted-variable sweep failed");
+                        break;
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Writes a non-secret file atomically (temp file, then rename), mode 0644.

@@ -1,13 +1,18 @@
 //! The HTTP surface: poem-openapi APIs (one module per tag), the docs pages, and the layers
 //! every request passes through. Only this module imports poem.
 
+pub mod environments;
 pub mod error;
 pub mod health;
+pub mod import_export;
 pub mod middleware;
 pub mod paging;
+pub mod projects;
+pub mod secrets_support;
 pub mod security;
 pub mod tags;
 pub mod validation;
+pub mod variables;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,10 +29,26 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (health::HealthApi, ());
+pub type Apis = (health::HealthApi, SecretsApis);
+
+/// Projects, environments, variables, import/export.
+pub type SecretsApis = (
+    projects::ProjectsApi,
+    environments::EnvironmentsApi,
+    variables::VariablesApi,
+    import_export::ImportExportApi,
+);
 
 pub fn apis() -> Apis {
-    (health::HealthApi, ())
+    (
+        health::HealthApi,
+        (
+            projects::ProjectsApi,
+            environments::EnvironmentsApi,
+            variables::VariablesApi,
+            import_export::ImportExportApi,
+        ),
+    )
 }
 
 /// The OpenAPI service (document title, version, and every operation).

@@ -11,7 +11,10 @@ pub fn delete_organization_children(
     tx: &WriteTx,
     org_id: u64,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
-    let removed = serde_json::Map::new();
-    let _ = (tx, org_id); // Areas add their deletions here as they gain per-organization data.
+    let mut removed = serde_json::Map::new();
+    let secrets = crate::domain::secrets::cascade::delete_organization(tx, org_id)?;
+    removed.insert("projects".into(), secrets.projects.into());
+    removed.insert("environments".into(), secrets.environments.into());
+    removed.insert("variables".into(), secrets.variables.into());
     Ok(removed)
 }

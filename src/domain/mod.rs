@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cascade;
 pub mod dotenv;
 pub mod records;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 
