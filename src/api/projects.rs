@@ -103,10 +103,10 @@ pub fn default_org(p: &Principal, given: Option<u64>) -> Result<u64, Error> {
     }
 }
 
-fn update_input(
-    body: ProjectUpdateIn,
-    full: bool,
-) -> Result<(Option<String>, Option<Option<String>>, Option<u64>), Error> {
+/// A validated update: new name, new description (`Some(None)` clears), claimed organization.
+type ProjectChange = (Option<String>, Option<Option<String>>, Option<u64>);
+
+fn update_input(body: ProjectUpdateIn, full: bool) -> Result<ProjectChange, Error> {
     if full && body.name.is_none() {
         return Err(Error::invalid("name", "This field is required."));
     }
