@@ -381,11 +381,7 @@ pub type EnvValues = (Vec<(String, String)>, Vec<String>);
 
 /// All live variables of an environment as `(key, value)`, for the export. Values that fail
 /// to open are left out and their keys returned separately.
-pub fn all_values(
-    tx: &impl Reader,
-    vault: &Vault,
-    env: &Environment,
-) -> Result<EnvValues, Error> {
+pub fn all_values(tx: &impl Reader, vault: &Vault, env: &Environment) -> Result<EnvValues, Error> {
     let key = sealing::read_data_key(tx, &vault.master, &vault.keys, env.organization_id)?;
     let mut out = Vec::new();
     let mut failed = Vec::new();
