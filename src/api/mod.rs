@@ -1,9 +1,13 @@
 //! The HTTP surface: poem-openapi APIs (one module per tag), the docs pages, and the layers
 //! every request passes through. Only this module imports poem.
 
+pub mod auth;
+pub mod authn;
+pub mod body;
 pub mod error;
 pub mod health;
 pub mod middleware;
+pub mod organizations;
 pub mod paging;
 pub mod security;
 pub mod tags;
@@ -24,10 +28,10 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (health::HealthApi, ());
+pub type Apis = (health::HealthApi, (auth::AuthApi, organizations::OrganizationsApi));
 
 pub fn apis() -> Apis {
-    (health::HealthApi, ())
+    (health::HealthApi, (auth::AuthApi, organizations::OrganizationsApi))
 }
 
 /// The OpenAPI service (document title, version, and every operation).
@@ -113,6 +117,9 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/api/schema/redoc", redoc)
         .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
         .nest("/", service.into_endpoint());
-    let app = route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state));
+    let app = authn::AuthLayer::new(
+        route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state)),
+        Arc::clone(&state),
+    );
     Edge::new(app, settings)
 }

@@ -6,4 +6,5 @@
 mod harness;
 
 mod foundation;
+mod identity;
 mod storage;
