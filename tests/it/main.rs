@@ -5,6 +5,8 @@
 
 mod harness;
 
+mod cli;
 mod foundation;
+mod foundation_more;
 mod identity;
 mod storage;
