@@ -18,3 +18,11 @@ pub fn delete_organization_children(
     removed.insert("variables".into(), secrets.variables.into());
     Ok(removed)
 }
+
+/// How many projects organization `org_id` has (its `project_count`).
+pub fn organization_project_count(
+    tx: &impl crate::store::Reader,
+    org_id: u64,
+) -> Result<u64, crate::store::StoreError> {
+    tx.count_children(crate::store::tables::PROJECTS_BY_ORG, org_id)
+}
