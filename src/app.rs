@@ -172,7 +172,9 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
 /// Purges deleted variables whose retention ran out, hourly, in small transactions.
 fn spawn_deleted_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        let hour = Duration::from_secs(3600);
+        // First sweep a minute after start, then hourly: start-up stays free of writes.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour / 60, hour);
         loop {
             tick.tick().await;
             loop {
@@ -259,6 +261,11 @@ impl Running {
         }
         for task in &self.background {
             task.abort();
+        }
+        // Wait until the aborted tasks are dropped: they hold the state (and so the data file)
+        // and a restart in the same process must find the file unlocked.
+        for task in self.background {
+            let _ = task.await;
         }
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
