@@ -27,6 +27,10 @@ pub struct AppState {
     pub data_dir: PathBuf,
     pub started_at: Instant,
     pub instance_id: String,
+    /// Secrets: master key, opened organization data keys, history settings.
+    pub vault: Arc<crate::domain::secrets::Vault>,
+    /// Credential resolution and its cache.
+    pub auth: Arc<crate::auth::AuthService>,
 }
 
 /// Why the application could not start. Printed as one line; exit code 1.
@@ -42,6 +46,8 @@ pub enum StartError {
     Io { context: String, source: std::io::Error },
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("initial account: {0}")]
+    Bootstrap(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -106,20 +112,28 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let (store, master, info) =
         open_store(&config, opts.master_key_file.as_deref(), opts.credentials_dir.as_deref())?;
     let data_dir = config.server.data_dir.clone();
+    bootstrap_admin(&store, &opts.env, &data_dir).await?;
+    let auth = crate::auth::AuthService::new().map_err(|e| StartError::Bootstrap(e.message))?;
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         store: store.clone(),
+        vault: Arc::new(crate::domain::secrets::Vault::new(
+            master.clone(),
+            config.storage.variable_versions,
+            config.storage.deleted_retention_days,
+        )),
         master,
         data_dir: data_dir.clone(),
         started_at: Instant::now(),
         instance_id: info.instance_id.clone(),
+        auth,
     });
 
     let certs = CertManager::prepare(&state).await?;
     let ca_pem_path = data_dir.join("ca.pem");
     write_public_file(&ca_pem_path, certs.ca_pem().as_bytes())?;
 
-    let mut background = Vec::new();
+    let mut background = vec![spawn_deleted_sweeper(Arc::clone(&state))];
     let endpoint = crate::api::build(Arc::clone(&state));
     let addr = config.listen_addr()?;
     let tcp = TcpListener::bind(addr)
@@ -153,6 +167,62 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         ))
     };
     Ok(Running { local_addr, ca_pem_path, state, shutdown: Some(shutdown_tx), server, background })
+}
+
+/// Purges deleted variables whose retention ran out, hourly, in small transactions.
+fn spawn_deleted_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let hour = Duration::from_secs(3600);
+        // First sweep a minute after start, then hourly: start-up stays free of writes.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour / 60, hour);
+        loop {
+            tick.tick().await;
+            loop {
+                let vault = Arc::clone(&state.vault);
+                let now = crate::domain::unix_now();
+                let r = state
+                    .store
+                    .write(move |tx| crate::domain::secrets::history::sweep(tx, &vault, now, 500))
+                    .await;
+                match r {
+                    Ok(n) if n >= 500 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "deleted-variable sweep failed");
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Creates the first staff account on a start with no users, printing a generated password once.
+async fn bootstrap_admin(
+    store: &Store,
+    env: &BTreeMap<String, String>,
+    data_dir: &Path,
+) -> Result<(), StartError> {
+    use crate::auth::bootstrap::{ensure_admin, Bootstrapped, PASSWORD_FILE};
+    let (store, env, dir) = (store.clone(), env.clone(), data_dir.to_path_buf());
+    let done = tokio::task::spawn_blocking(move || ensure_admin(&store, &env, &dir))
+        .await
+        .map_err(|e| StartError::Bootstrap(e.to_string()))?
+        .map_err(|e| StartError::Bootstrap(e.message))?;
+    match done {
+        Bootstrapped::Existing => {}
+        Bootstrapped::Configured { email } => {
+            tracing::info!(email = %email, "created the initial staff account");
+        }
+        Bootstrapped::Generated { email, password } => {
+            // Printed once, on purpose, to the operator's terminal; never to the log.
+            println!(
+                "Initial staff account: {email}\nPassword: {password}\n(also in {})",
+                data_dir.join(PASSWORD_FILE).display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Writes a non-secret file atomically (temp file, then rename), mode 0644.
@@ -191,6 +261,11 @@ impl Running {
         }
         for task in &self.background {
             task.abort();
+        }
+        // Wait until the aborted tasks are dropped: they hold the state (and so the data file)
+        // and a restart in the same process must find the file unlocked.
+        for task in self.background {
+            let _ = task.await;
         }
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;

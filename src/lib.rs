@@ -6,11 +6,13 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod logging;
+pub mod rotate;
 pub mod store;
 pub mod tls;
 

@@ -1,13 +1,22 @@
 //! The HTTP surface: poem-openapi APIs (one module per tag), the docs pages, and the layers
 //! every request passes through. Only this module imports poem.
 
+pub mod auth;
+pub mod authn;
+pub mod body;
+pub mod environments;
 pub mod error;
 pub mod health;
+pub mod import_export;
 pub mod middleware;
+pub mod organizations;
 pub mod paging;
+pub mod projects;
+pub mod secrets_support;
 pub mod security;
 pub mod tags;
 pub mod validation;
+pub mod variables;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,10 +33,27 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (health::HealthApi, ());
+pub type Apis = (health::HealthApi, (auth::AuthApi, organizations::OrganizationsApi), SecretsApis);
+
+/// Projects, environments, variables, import/export.
+pub type SecretsApis = (
+    projects::ProjectsApi,
+    environments::EnvironmentsApi,
+    variables::VariablesApi,
+    import_export::ImportExportApi,
+);
 
 pub fn apis() -> Apis {
-    (health::HealthApi, ())
+    (
+        health::HealthApi,
+        (auth::AuthApi, organizations::OrganizationsApi),
+        (
+            projects::ProjectsApi,
+            environments::EnvironmentsApi,
+            variables::VariablesApi,
+            import_export::ImportExportApi,
+        ),
+    )
 }
 
 /// The OpenAPI service (document title, version, and every operation).
@@ -113,6 +139,9 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/api/schema/redoc", redoc)
         .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
         .nest("/", service.into_endpoint());
-    let app = route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state));
+    let app = authn::AuthLayer::new(
+        route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state)),
+        Arc::clone(&state),
+    );
     Edge::new(app, settings)
 }

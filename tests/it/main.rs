@@ -8,4 +8,6 @@ mod harness;
 mod cli;
 mod foundation;
 mod foundation_more;
+mod identity;
+mod secrets;
 mod storage;
