@@ -27,6 +27,8 @@ pub struct AppState {
     pub data_dir: PathBuf,
     pub started_at: Instant,
     pub instance_id: String,
+    /// The request-log pipeline and the log index.
+    pub logs: Arc<crate::logs::LogService>,
 }
 
 /// Why the application could not start. Printed as one line; exit code 1.
@@ -42,6 +44,8 @@ pub enum StartError {
     Io { context: String, source: std::io::Error },
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Logs(#[from] crate::logs::IndexError),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -106,6 +110,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let (store, master, info) =
         open_store(&config, opts.master_key_file.as_deref(), opts.credentials_dir.as_deref())?;
     let data_dir = config.server.data_dir.clone();
+    let logs = crate::logs::LogService::start(&store, &data_dir, &config.logs)?;
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         store: store.clone(),
@@ -113,13 +118,14 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         data_dir: data_dir.clone(),
         started_at: Instant::now(),
         instance_id: info.instance_id.clone(),
+        logs: Arc::clone(&logs),
     });
 
     let certs = CertManager::prepare(&state).await?;
     let ca_pem_path = data_dir.join("ca.pem");
     write_public_file(&ca_pem_path, certs.ca_pem().as_bytes())?;
 
-    let mut background = Vec::new();
+    let mut background = vec![crate::logs::retention::spawn(logs, store.clone())];
     let endpoint = crate::api::build(Arc::clone(&state));
     let addr = config.listen_addr()?;
     let tcp = TcpListener::bind(addr)
@@ -192,6 +198,9 @@ impl Running {
         for task in &self.background {
             task.abort();
         }
+        // Requests have finished: write the queued log records and commit the index, then close.
+        let logs = Arc::clone(&self.state.logs);
+        let _ = tokio::task::spawn_blocking(move || logs.shutdown()).await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
         tracing::info!("stopped");

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod logging;
+pub mod logs;
 pub mod store;
 pub mod tls;
 

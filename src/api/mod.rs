@@ -1,10 +1,13 @@
 //! The HTTP surface: poem-openapi APIs (one module per tag), the docs pages, and the layers
 //! every request passes through. Only this module imports poem.
 
+pub mod audit_logs;
 pub mod error;
 pub mod health;
 pub mod middleware;
+pub mod monitor;
 pub mod paging;
+pub mod request_log;
 pub mod security;
 pub mod tags;
 pub mod validation;
@@ -24,10 +27,10 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (health::HealthApi, ());
+pub type Apis = (health::HealthApi, (monitor::MonitorApi, audit_logs::AuditLogsApi));
 
 pub fn apis() -> Apis {
-    (health::HealthApi, ())
+    (health::HealthApi, (monitor::MonitorApi, audit_logs::AuditLogsApi))
 }
 
 /// The OpenAPI service (document title, version, and every operation).
@@ -112,7 +115,15 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/api/docs", swagger_again)
         .nest("/api/schema/redoc", redoc)
         .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
+        .nest("/cfg/grpc/monitor", monitor::alias::routes())
         .nest("/", service.into_endpoint());
     let app = route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state));
-    Edge::new(app, settings)
+    // The request log sits just inside `Edge` (request id, client address) and outside
+    // authentication and rate limiting, so refused requests are logged too.
+    let log_settings = Arc::new(request_log::RequestLogSettings {
+        tags: operation_tags(),
+        request_timeout: settings.request_timeout,
+    });
+    let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
+    Edge::new(logged, settings)
 }

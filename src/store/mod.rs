@@ -4,6 +4,7 @@
 mod codec;
 mod error;
 mod migrate;
+mod range;
 pub mod tables;
 mod typed;
 mod writer;
@@ -17,6 +18,7 @@ pub use migrate::{get_meta, put_meta, read_meta, reseal_master_check, SCHEMA_VER
 pub use redb::{
     ReadTransaction as ReadTx, ReadableTable, ReadableTableMetadata, WriteTransaction as WriteTx,
 };
+pub use range::RangeReader;
 pub use typed::{IndexTable, LookupTable, Reader, RecordTable, Writer};
 pub use writer::WriterHandle;
 
