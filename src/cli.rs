@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError, Flags};
 #[command(
     name = "gatehouse",
     version,
+    propagate_version = true,
     about = "Secrets, API credentials, request monitoring and published APIs in one HTTPS appliance"
 )]
 pub struct Cli {

@@ -5,10 +5,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+use poem::error::ReadBodyError;
 use poem::http::{header, HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::api::error::{convert_poem_error, error_response};
+use crate::api::validation;
 
 /// Per-request facts every later layer needs; inserted first, read everywhere.
 #[derive(Debug, Clone)]
@@ -95,7 +98,10 @@ impl<E: Endpoint> Endpoint for Edge<E> {
 
         let mut resp = match self.check_body_size(&req) {
             Some(resp) => resp,
-            None => self.call_inner(req).await,
+            None => match self.keep_json_body(&mut req).await {
+                Ok(kept) => self.call_inner(req, kept).await,
+                Err(resp) => resp,
+            },
         };
         self.finish(&mut resp, &request_id, &path);
         tracing::debug!(
@@ -132,7 +138,41 @@ impl<E: Endpoint> Edge<E> {
         })
     }
 
-    async fn call_inner(&self, req: Request) -> Response {
+    /// Reads a JSON body (bounded by the body limit, which also covers chunked bodies without
+    /// a Content-Length) and puts it back, keeping a copy to explain a parse failure with.
+    async fn keep_json_body(&self, req: &mut Request) -> Result<Option<Bytes>, Response> {
+        let has_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+        let is_json = req.content_type().is_some_and(|c| c.contains("json"));
+        if !has_body || !is_json {
+            return Ok(None);
+        }
+        let limit = usize::try_from(self.settings.max_body_bytes).unwrap_or(usize::MAX);
+        let read = req.take_body().into_bytes_limit(limit);
+        match tokio::time::timeout(self.settings.request_timeout, read).await {
+            Ok(Ok(bytes)) => {
+                req.set_body(bytes.clone());
+                Ok(Some(bytes))
+            }
+            Ok(Err(ReadBodyError::PayloadTooLarge)) => Err(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "Request body too large.",
+                Some(serde_json::Value::String(format!("The limit is {limit} bytes."))),
+            )),
+            Ok(Err(_)) | Err(_) => Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                "Invalid request",
+                Some(
+                    serde_json::json!({"non_field_errors": ["The request body could not be read."]}),
+                ),
+            )),
+        }
+    }
+
+    async fn call_inner(&self, req: Request, kept_body: Option<Bytes>) -> Response {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
         let fut = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
             self.inner.call(req),
         ));
@@ -145,7 +185,17 @@ impl<E: Endpoint> Edge<E> {
                     resp
                 }
             }
-            Ok(Ok(Err(err))) => convert_poem_error(err),
+            Ok(Ok(Err(err))) => {
+                match kept_body.as_deref().and_then(|b| field_details(&err, &method, &path, b)) {
+                    Some(details) => error_response(
+                        StatusCode::BAD_REQUEST,
+                        "VALIDATION_ERROR",
+                        "Invalid request",
+                        Some(details),
+                    ),
+                    None => convert_poem_error(err),
+                }
+            }
             Ok(Err(panic)) => {
                 let what = panic
                     .downcast_ref::<&str>()
@@ -186,6 +236,20 @@ impl<E: Endpoint> Edge<E> {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
     }
+}
+
+/// For a JSON payload poem-openapi could not parse, the field-level details found by checking
+/// the kept body against the operation's request schema.
+fn field_details(
+    err: &poem::Error,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> Option<serde_json::Value> {
+    err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>()?;
+    let index = validation::global_index();
+    let schema = index.body_schema(method, path)?;
+    index.details(body, schema)
 }
 
 /// A handler or poem may have produced an error response whose body is not in the error
@@ -249,3 +313,7 @@ mod tests {
         assert_eq!(resolve_client_ip(ip("10.0.0.1"), Some("1.2.3.4"), &[]), ip("10.0.0.1"));
     }
 }
+
+#[cfg(test)]
+#[path = "middleware_tests.rs"]
+mod edge_tests;

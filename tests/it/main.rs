@@ -5,5 +5,7 @@
 
 mod harness;
 
+mod cli;
 mod foundation;
+mod foundation_more;
 mod storage;

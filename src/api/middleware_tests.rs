@@ -1,0 +1,115 @@
+//! `Edge` driven directly: panics, routing errors and body limits become the error format.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::http::{Method, StatusCode};
+use poem::{handler, Body, Endpoint, Request, Route};
+
+use super::{Edge, EdgeSettings};
+
+fn settings() -> Arc<EdgeSettings> {
+    Arc::new(EdgeSettings {
+        trusted_proxies: vec![],
+        max_body_bytes: 64,
+        max_upload_bytes: 1024,
+        tls: true,
+        request_timeout: Duration::from_secs(5),
+    })
+}
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[handler]
+fn sometimes_panics() -> &'static str {
+    if CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+        panic!("boom in a handler");
+    }
+    "fine"
+}
+
+#[handler]
+fn echo(body: String) -> String {
+    body
+}
+
+#[handler]
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    "late"
+}
+
+async fn body_json(resp: poem::Response) -> serde_json::Value {
+    let bytes = resp.into_body().into_bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn edge() -> Edge<Route> {
+    let route =
+        Route::new().at("/panic", sometimes_panics).at("/echo", poem::post(echo)).at("/slow", slow);
+    Edge::new(route, settings())
+}
+
+#[tokio::test]
+async fn a_panic_is_a_500_in_the_error_format_and_the_next_request_is_served() {
+    let edge = edge();
+    let resp = edge.call(Request::builder().uri_str("/panic").finish()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let body = body_json(resp).await;
+    assert_eq!(body["code"], "INTERNAL_ERROR");
+    assert_eq!(body["error"], "Internal server error");
+    assert!(!body.to_string().contains("boom"), "panic message leaked: {body}");
+    let resp = edge.call(Request::builder().uri_str("/panic").finish()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn routing_errors_are_rewritten() {
+    let edge = edge();
+    let resp = edge.call(Request::builder().uri_str("/nope").finish()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body_json(resp).await["code"], "NOT_FOUND");
+    let resp = edge
+        .call(Request::builder().method(Method::DELETE).uri_str("/echo").finish())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body_json(resp).await["code"], "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn json_bodies_are_bounded_even_without_content_length() {
+    let edge = edge();
+    let chunks = futures_util::stream::iter(
+        (0..10).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"0123456789"))),
+    );
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri_str("/echo")
+        .content_type("application/json")
+        .body(Body::from_bytes_stream(chunks));
+    let resp = edge.call(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body_json(resp).await["code"], "PAYLOAD_TOO_LARGE");
+    // A body within the limit reaches the handler intact after being kept.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri_str("/echo")
+        .content_type("application/json")
+        .body(r#"{"a": 1}"#);
+    let resp = edge.call(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.into_body().into_string().await.unwrap(), r#"{"a": 1}"#);
+}
+
+#[tokio::test]
+async fn a_handler_over_the_time_limit_is_a_504() {
+    let mut s = (*settings()).clone();
+    s.request_timeout = Duration::from_millis(200);
+    let edge = Edge::new(Route::new().at("/slow", slow), Arc::new(s));
+    let resp = edge.call(Request::builder().uri_str("/slow").finish()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body_json(resp).await["code"], "TIMEOUT");
+}

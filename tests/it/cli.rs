@@ -1,0 +1,224 @@
+//! The real binary: help and version, config precedence, bad keys and values (exit code 2),
+//! plain HTTP only on loopback, `tls export-ca` after a start, and a clean SIGTERM stop.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+/// A command with a clean environment (no GATEHOUSE_* leaking in from the caller).
+fn gatehouse(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("GATEHOUSE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("GATEHOUSE_RATE_LIMIT_ENABLED", "false")
+        .env("GATEHOUSE_ADMIN_EMAIL", "admin@example.com")
+        .env("GATEHOUSE_ADMIN_PASSWORD", "admin-password-123")
+        .args(args);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn help_and_version_work_for_every_subcommand() {
+    let out = run(&mut gatehouse(&["--version"]));
+    assert!(out.status.success());
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+    let out = run(&mut gatehouse(&["--help"]));
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    for word in ["serve", "check", "openapi", "tls", "--data-dir", "--listen", "--insecure-http"] {
+        assert!(help.contains(word), "--help lacks {word}: {help}");
+    }
+    for sub in [
+        &["serve", "--help"][..],
+        &["check", "--help"],
+        &["tls", "--help"],
+        &["tls", "export-ca", "--help"],
+        &["openapi", "--help"],
+    ] {
+        let out = run(&mut gatehouse(sub));
+        assert!(out.status.success(), "{sub:?}: {}", stderr_of(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{sub:?}");
+    }
+    for sub in [&["serve", "--version"][..], &["tls", "--version"]] {
+        let out = run(&mut gatehouse(sub));
+        assert!(out.status.success(), "{sub:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    }
+    let out = run(&mut gatehouse(&["no-such-command"]));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Asserts exit code 2 and one stderr line naming `key`.
+fn assert_config_refused(out: &Output, key: &str) {
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr_of(out));
+    let err = stderr_of(out);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line: {err}");
+    assert!(lines[0].contains(key), "line does not name {key}: {err}");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_stop_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let out = run(gatehouse(&["check", "--data-dir", data]).env("GATEHOUSE_STORAGE_NOPE", "1"));
+    assert_config_refused(&out, "GATEHOUSE_STORAGE_NOPE");
+    let out = run(gatehouse(&["--data-dir", data]).env("GATEHOUSE_SERVER_LOG_FORMAT", "xml"));
+    assert_config_refused(&out, "log_format");
+    let out = run(gatehouse(&["--data-dir", data]).env("GATEHOUSE_RATE_LIMIT_ENABLED", "maybe"));
+    assert_config_refused(&out, "GATEHOUSE_RATE_LIMIT_ENABLED");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:0\"\ncolour = \"blue\"\n").unwrap();
+    let out = run(&mut gatehouse(&["--config", file.to_str().unwrap(), "--data-dir", data]));
+    assert_config_refused(&out, "colour");
+    std::fs::write(&file, "[nope]\nx = 1\n").unwrap();
+    let out = run(&mut gatehouse(&["--config", file.to_str().unwrap(), "--data-dir", data]));
+    assert_config_refused(&out, "nope");
+    // Nothing was started: no data file was created by a refused start.
+    assert!(!Path::new(data).join("gatehouse.redb").exists());
+}
+
+#[test]
+fn insecure_http_is_refused_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    for listen in ["0.0.0.0:0", "192.0.2.1:8080", "[::]:0"] {
+        let out = run(&mut gatehouse(&["--insecure-http", "--listen", listen, "--data-dir", data]));
+        assert_config_refused(&out, "insecure_http");
+    }
+    let out = run(gatehouse(&["--listen", "0.0.0.0:0", "--data-dir", data])
+        .env("GATEHOUSE_SERVER_INSECURE_HTTP", "true"));
+    assert_config_refused(&out, "insecure_http");
+}
+
+#[test]
+fn precedence_flag_over_env_over_file() {
+    // `check` opens (creates) the data file in the effective data_dir; see which one won.
+    let dir = tempfile::tempdir().unwrap();
+    let (from_file, from_env, from_flag) =
+        (dir.path().join("file"), dir.path().join("env"), dir.path().join("flag"));
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(&config, format!("[server]\ndata_dir = {:?}\n", from_file.to_str().unwrap()))
+        .unwrap();
+    let cfg = config.to_str().unwrap();
+    let env_dir = from_env.to_str().unwrap();
+    let out =
+        run(gatehouse(&["check", "--config", cfg, "--data-dir", from_flag.to_str().unwrap()])
+            .env("GATEHOUSE_SERVER_DATA_DIR", env_dir));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(from_flag.join("gatehouse.redb").exists());
+    assert!(!from_env.exists() && !from_file.exists());
+    let out = run(gatehouse(&["check", "--config", cfg]).env("GATEHOUSE_SERVER_DATA_DIR", env_dir));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(from_env.join("gatehouse.redb").exists());
+    assert!(!from_file.exists());
+    let out = run(&mut gatehouse(&["check", "--config", cfg]));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(from_file.join("gatehouse.redb").exists());
+}
+
+/// A served binary; killed on drop if a test fails before stopping it.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Served {
+    let mut child = gatehouse(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(60)).expect("no listening line");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    Served { child, url }
+}
+
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("gatehouse did not stop within 15 s of SIGTERM");
+}
+
+#[tokio::test]
+async fn serve_prints_the_url_export_ca_matches_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let mut served = serve(&["--data-dir", data, "--listen", "127.0.0.1:0"]);
+    assert!(served.url.starts_with("https://127.0.0.1:"), "{}", served.url);
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let client = crate::harness::client_for(&ca);
+    let resp = client.get(format!("{}/health/", served.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let out = run(&mut gatehouse(&["tls", "export-ca", "--data-dir", data]));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), ca);
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    let status = sigterm(&mut served.child);
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    // The data file was closed cleanly: `check` opens it again.
+    let out = run(&mut gatehouse(&["check", "--data-dir", data]));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn export_ca_before_any_start_fails_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        run(&mut gatehouse(&["tls", "export-ca", "--data-dir", dir.path().to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("start the server once"), "{}", stderr_of(&out));
+}
+
+#[tokio::test]
+async fn plain_http_works_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let mut served = serve(&["--data-dir", data, "--listen", "127.0.0.1:0", "--insecure-http"]);
+    assert!(served.url.starts_with("http://127.0.0.1:"), "{}", served.url);
+    // No CA: the client has nothing to trust, so this only works because it is plain HTTP.
+    let client = crate::harness::client_for("");
+    let resp = client.get(format!("{}/health/", served.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("strict-transport-security").is_none(), "HSTS over plain HTTP");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "healthy");
+    assert!(sigterm(&mut served.child).success());
+}

@@ -1,0 +1,191 @@
+//! More of the spine: leaf renewal without restart, a supplied certificate pair, graceful
+//! shutdown with a request in flight, and the OpenAPI document checked by
+//! openapi-spec-validator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::harness::{client_for, TestServer};
+
+fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+/// A fresh TLS connection (verified against `ca_pem`) to `server`.
+async fn connect(
+    server: &TestServer,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::ServerName;
+    let addr = server.running.as_ref().unwrap().local_addr;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tls_connector(ca_pem).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
+}
+
+/// SHA-256 of the leaf certificate a new connection is served.
+async fn peer_leaf(server: &TestServer) -> String {
+    let tls = connect(server, &server.ca_pem).await;
+    let certs = tls.get_ref().1.peer_certificates().unwrap();
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, certs[0].as_ref()))
+}
+
+#[tokio::test]
+async fn the_leaf_is_renewed_without_a_restart() {
+    // Six seconds of life: due at 4 s, checked every second (lifetime/20 clamped to 1 s).
+    let server = TestServer::start_with(&[("GATEHOUSE_TLS_LEAF_LIFETIME_SECONDS", "6")]).await;
+    let first = peer_leaf(&server).await;
+    assert_eq!(peer_leaf(&server).await, first, "renewed too early");
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    // Same CA (the connection verifies against the ca.pem written at start), new leaf.
+    let second = peer_leaf(&server).await;
+    assert_ne!(second, first, "leaf not renewed after two thirds of its life");
+    assert_eq!(std::fs::read_to_string(server.data_dir().join("ca.pem")).unwrap(), server.ca_pem);
+    assert_eq!(server.get("/health/").await.status(), 200);
+    // The renewed leaf was stored: a restart serves it rather than the first one.
+    let server = server.restart().await;
+    assert_ne!(peer_leaf(&server).await, first);
+}
+
+#[tokio::test]
+async fn a_supplied_certificate_pair_is_served() {
+    use gatehouse::tls;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tls::generate_ca("Supplied Test CA", time::Duration::days(30)).unwrap();
+    let leaf = tls::issue_leaf(&ca, &[], time::Duration::days(7)).unwrap();
+    let cert_file = dir.path().join("server.crt");
+    let key_file = dir.path().join("server.key");
+    std::fs::write(&cert_file, format!("{}{}", leaf.cert_pem, ca.cert_pem)).unwrap();
+    std::fs::write(&key_file, &leaf.key_pem).unwrap();
+    let server = TestServer::start_with(&[
+        ("GATEHOUSE_TLS_CERT_FILE", cert_file.to_str().unwrap()),
+        ("GATEHOUSE_TLS_KEY_FILE", key_file.to_str().unwrap()),
+    ])
+    .await;
+    let tls_stream = connect(&server, &ca.cert_pem).await;
+    let served = tls_stream.get_ref().1.peer_certificates().unwrap()[0].as_ref().to_vec();
+    let want = tls::fingerprint_sha256(&leaf.cert_pem).unwrap();
+    assert_eq!(hex::encode(ring::digest::digest(&ring::digest::SHA256, &served)), want);
+    let resp = client_for(&ca.cert_pem).get(server.url("/health/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_missing_supplied_certificate_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = crate::harness::env_map(&[
+        ("GATEHOUSE_TLS_CERT_FILE", "/nonexistent/server.crt"),
+        ("GATEHOUSE_TLS_KEY_FILE", "/nonexistent/server.key"),
+    ]);
+    let err = TestServer::boot(dir.path(), &env, None).await.err().expect("started");
+    assert!(err.to_string().contains("tls.cert_file"), "{err}");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_an_in_flight_request_finish() {
+    let mut server = TestServer::start().await;
+    let mut tls = connect(&server, &server.ca_pem).await;
+    // Headers and half the body now; the edge reads the whole JSON body before routing.
+    let body = br#"{"name": "in-flight", "padding": "xxxxxxxxxxxxxxxx"}"#;
+    let head = format!(
+        "POST /api/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&body[..10]).await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let running = server.running.take().unwrap();
+    let stopping = tokio::spawn(running.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!stopping.is_finished(), "shut down with a request in flight");
+    // New connections are no longer accepted.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(server.base.trim_start_matches("https://")),
+    )
+    .await;
+    assert!(!matches!(refused, Ok(Ok(_))), "accepted a new connection while stopping");
+    tls.write_all(&body[10..]).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 405"), "in-flight request got: {text}");
+    assert!(text.contains("METHOD_NOT_ALLOWED"), "{text}");
+    tokio::time::timeout(Duration::from_secs(10), stopping).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_openapi_document_passes_openapi_spec_validator() {
+    let server = TestServer::start().await;
+    let text = server.get("/api/schema/").await.text().await.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Basic structure, checked in Rust whatever the validator's availability.
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        assert!(path.starts_with('/'), "{path}");
+        for (method, op) in item.as_object().unwrap() {
+            assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
+        }
+    }
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    for r in refs {
+        let name =
+            r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("odd $ref {r}"));
+        assert!(doc["components"]["schemas"].get(name).is_some(), "dangling $ref {r}");
+    }
+    let file = server.data_dir().join("openapi.json");
+    std::fs::write(&file, &text).unwrap();
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "skip: openapi-spec-validator is not installed (pip install openapi-spec-validator)"
+        );
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn collect_refs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                if k == "$ref" {
+                    out.extend(v.as_str().map(str::to_string));
+                } else {
+                    collect_refs(v, out);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
