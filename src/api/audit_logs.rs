@@ -41,10 +41,10 @@ pub struct AuditLogItem {
 
 impl From<AuditRecord> for AuditLogItem {
     fn from(a: AuditRecord) -> Self {
-        let target_id = a
-            .target_id
-            .parse::<u64>()
-            .map_or_else(|_| serde_json::Value::String(a.target_id.clone()), serde_json::Value::from);
+        let target_id = a.target_id.parse::<u64>().map_or_else(
+            |_| serde_json::Value::String(a.target_id.clone()),
+            serde_json::Value::from,
+        );
         Self {
             id: a.id,
             user_name: a.user_name,
@@ -64,7 +64,8 @@ pub fn scope_of(p: &Principal) -> AuditScope {
     if p.is_staff && p.org_scope.is_none() {
         return AuditScope::All;
     }
-    let orgs = p.visible_orgs().into_iter().filter(|o| p.role_in(*o) == Some(Role::Admin)).collect();
+    let orgs =
+        p.visible_orgs().into_iter().filter(|o| p.role_in(*o) == Some(Role::Admin)).collect();
     AuditScope::Limited { user: p.user_id, orgs }
 }
 
@@ -105,7 +106,8 @@ impl AuditLogsApi {
             to: parse_date(date_to.0.as_deref(), "date_to", true)?,
             search: non_empty(search.0),
         };
-        let (count, records) = state.logs.list_audit(filter, paging.offset(), paging.limit()).await?;
+        let (count, records) =
+            state.logs.list_audit(filter, paging.offset(), paging.limit()).await?;
         let items = records.into_iter().map(AuditLogItem::from).collect();
         paging.build(req, count, items).map(Json)
     }

@@ -99,7 +99,11 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
         let started = ctx.as_ref().map_or_else(Instant::now, |c| c.started);
         let rec = RequestLog {
             request_id: ctx.as_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
-            client_ip: ctx.as_ref().and_then(|c| c.client_ip).map(|ip| ip.to_string()).unwrap_or_default(),
+            client_ip: ctx
+                .as_ref()
+                .and_then(|c| c.client_ip)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
             http_method: req.method().to_string(),
             path: mask_path(req.uri().path()),
             created_at: crate::domain::unix_now(),

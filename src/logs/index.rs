@@ -92,7 +92,10 @@ pub struct RequestFilter {
 pub enum AuditScope {
     All,
     /// The caller's own records and those of the organizations they administer.
-    Limited { user: u64, orgs: Vec<u64> },
+    Limited {
+        user: u64,
+        orgs: Vec<u64>,
+    },
 }
 
 /// Filters of the audit list.
@@ -132,7 +135,10 @@ impl LogIndex {
             Ok(found) => Ok(found),
             Err(reason) => {
                 tracing::warn!(reason = %reason, path = %dir.display(), "rebuilding search index");
-                Ok((Self::create_fresh(dir)?, Watermark { schema: SCHEMA_VERSION, ..Default::default() }))
+                Ok((
+                    Self::create_fresh(dir)?,
+                    Watermark { schema: SCHEMA_VERSION, ..Default::default() },
+                ))
             }
         }
     }
@@ -257,7 +263,8 @@ impl LogIndex {
 
     fn request_query(&self, q: &RequestFilter) -> BooleanQuery {
         let f = &self.f;
-        let mut c: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Self::term_u64(f.kind, KIND_REQUEST))];
+        let mut c: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Self::term_u64(f.kind, KIND_REQUEST))];
         for (field, v) in [(f.service, &q.service), (f.method, &q.method), (f.status, &q.status)] {
             if let Some(v) = v {
                 c.push((Occur::Must, Self::term_str(field, v)));
@@ -279,9 +286,11 @@ impl LogIndex {
 
     fn audit_query(&self, q: &AuditFilter) -> BooleanQuery {
         let f = &self.f;
-        let mut c: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Self::term_u64(f.kind, KIND_AUDIT))];
+        let mut c: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Self::term_u64(f.kind, KIND_AUDIT))];
         if let AuditScope::Limited { user, orgs } = &q.scope {
-            let mut any: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, Self::term_u64(f.user, *user))];
+            let mut any: Vec<(Occur, Box<dyn Query>)> =
+                vec![(Occur::Should, Self::term_u64(f.user, *user))];
             for o in orgs {
                 any.push((Occur::Should, Self::term_u64(f.org, *o)));
             }
@@ -304,21 +313,39 @@ impl LogIndex {
         BooleanQuery::new(c)
     }
 
-    fn run(&self, q: &dyn Query, offset: usize, limit: usize) -> Result<(u64, Vec<u64>), IndexError> {
+    fn run(
+        &self,
+        q: &dyn Query,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<u64>), IndexError> {
         let searcher = self.reader.searcher();
-        let top = TopDocs::with_limit(limit.max(1)).and_offset(offset).order_by_u64_field("order", Order::Desc);
+        let top = TopDocs::with_limit(limit.max(1))
+            .and_offset(offset)
+            .order_by_u64_field("order", Order::Desc);
         let (count, hits) = searcher.search(q, &(Count, top))?;
-        let ids = hits.into_iter().filter_map(|(order, _)| order.map(|o| o & 0xFFFF_FFFF)).collect();
+        let ids =
+            hits.into_iter().filter_map(|(order, _)| order.map(|o| o & 0xFFFF_FFFF)).collect();
         Ok((count as u64, ids))
     }
 
     /// Matching request ids, newest first, and the total count.
-    pub fn search_requests(&self, q: &RequestFilter, offset: usize, limit: usize) -> Result<(u64, Vec<u64>), IndexError> {
+    pub fn search_requests(
+        &self,
+        q: &RequestFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<u64>), IndexError> {
         self.run(&self.request_query(q), offset, limit)
     }
 
     /// Matching audit ids, newest first, and the total count.
-    pub fn search_audit(&self, q: &AuditFilter, offset: usize, limit: usize) -> Result<(u64, Vec<u64>), IndexError> {
+    pub fn search_audit(
+        &self,
+        q: &AuditFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<u64>), IndexError> {
         self.run(&self.audit_query(q), offset, limit)
     }
 
@@ -333,7 +360,10 @@ impl LogIndex {
     }
 
     fn before(&self, kind: u64, cutoff: i64) -> Box<dyn Query> {
-        let range = RangeQuery::new(Bound::Unbounded, Bound::Excluded(Term::from_field_i64(self.f.created, cutoff)));
+        let range = RangeQuery::new(
+            Bound::Unbounded,
+            Bound::Excluded(Term::from_field_i64(self.f.created, cutoff)),
+        );
         Box::new(BooleanQuery::new(vec![
             (Occur::Must, Self::term_u64(self.f.kind, kind)),
             (Occur::Must, Box::new(range)),

@@ -77,7 +77,11 @@ pub struct LogService {
 impl LogService {
     /// Opens (or rebuilds) `data_dir/index` and starts the writer thread, which first catches the
     /// index up with redb.
-    pub fn start(store: &Store, data_dir: &Path, config: &LogsConfig) -> Result<Arc<Self>, IndexError> {
+    pub fn start(
+        store: &Store,
+        data_dir: &Path,
+        config: &LogsConfig,
+    ) -> Result<Arc<Self>, IndexError> {
         let dir = data_dir.join("index");
         let (mut index, mut wm) = LogIndex::open(&dir)?;
         let (last_req, last_audit) = store
@@ -93,7 +97,8 @@ impl LogService {
         let index = Arc::new(index);
         let capacity = usize::try_from(config.channel_capacity).unwrap_or(65536).max(16);
         let (sender, receiver) = mpsc::channel(capacity);
-        let initial = Progress { processed: 0, request_seq: wm.request_seq, audit_seq: wm.audit_seq };
+        let initial =
+            Progress { processed: 0, request_seq: wm.request_seq, audit_seq: wm.audit_seq };
         let (progress_tx, progress) = watch::channel(initial);
         let counters = Arc::new(Counters::default());
         let flush = Arc::new(Notify::new());
@@ -267,3 +272,6 @@ impl LogService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

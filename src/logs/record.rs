@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(grpc_code_for_http(429), "RESOURCE_EXHAUSTED");
         assert_eq!(grpc_code_for_http(500), "INTERNAL");
         assert_eq!(grpc_code_for_http(503), "UNAVAILABLE");
-        assert_eq!((status_for_http(504), grpc_code_for_http(504)), ("timeout", "DEADLINE_EXCEEDED"));
+        assert_eq!(
+            (status_for_http(504), grpc_code_for_http(504)),
+            ("timeout", "DEADLINE_EXCEEDED")
+        );
         assert_eq!((status_for_http(499), grpc_code_for_http(499)), ("cancelled", "CANCELLED"));
     }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::{rollups, LogService};
 use crate::domain::audit::AuditRecord;
-use crate::store::tables::{AUDIT, AUDIT_BY_ORG, AUDIT_BY_USER, REQUEST_LOGS, REQUEST_LOGS_BY_MINUTE};
+use crate::store::tables::{
+    AUDIT, AUDIT_BY_ORG, AUDIT_BY_USER, REQUEST_LOGS, REQUEST_LOGS_BY_MINUTE,
+};
 use crate::store::{RangeReader as _, Reader as _, Store, StoreError, WriteTx, Writer as _};
 
 /// Rows removed per transaction, so pruning never holds the writer for long.

@@ -42,19 +42,16 @@ pub fn overview(tx: &ReadTx, from: i64) -> Result<Overview, StoreError> {
     Ok(Overview { agg, services: services.len() as u64, active_api_keys })
 }
 
-fn rows(
-    per_series: HashMap<u64, Agg>,
-    names: &HashMap<u64, Series>,
-) -> Vec<(Series, Agg)> {
-    per_series
-        .into_iter()
-        .filter_map(|(id, a)| names.get(&id).map(|s| (s.clone(), a)))
-        .collect()
+fn rows(per_series: HashMap<u64, Agg>, names: &HashMap<u64, Series>) -> Vec<(Series, Agg)> {
+    per_series.into_iter().filter_map(|(id, a)| names.get(&id).map(|s| (s.clone(), a))).collect()
 }
 
 fn sort_rows(out: &mut [Row]) {
     out.sort_by(|a, b| {
-        b.agg.total.cmp(&a.agg.total).then_with(|| (&a.service, &a.method).cmp(&(&b.service, &b.method)))
+        b.agg
+            .total
+            .cmp(&a.agg.total)
+            .then_with(|| (&a.service, &a.method).cmp(&(&b.service, &b.method)))
     });
 }
 
@@ -70,7 +67,12 @@ pub fn services(tx: &ReadTx, from: i64) -> Result<Vec<Row>, StoreError> {
     }
     let mut out: Vec<Row> = by_service
         .into_iter()
-        .map(|(service, (agg, methods_count))| Row { service, method: String::new(), methods_count, agg })
+        .map(|(service, (agg, methods_count))| Row {
+            service,
+            method: String::new(),
+            methods_count,
+            agg,
+        })
         .collect();
     sort_rows(&mut out);
     Ok(out)

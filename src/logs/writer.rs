@@ -168,11 +168,7 @@ impl LogWriter {
         self.processed += count;
     }
 
-    async fn write(
-        &mut self,
-        records: Vec<RequestLog>,
-        acks: Vec<Ack>,
-    ) {
+    async fn write(&mut self, records: Vec<RequestLog>, acks: Vec<Ack>) {
         let shared = Arc::new(records);
         let captured = Arc::clone(&shared);
         let result = self.p.store.write(move |tx| write_batch(tx, &captured)).await;

@@ -15,10 +15,10 @@ use std::sync::Arc;
 pub use codec::{decode, encode, Record};
 pub use error::StoreError;
 pub use migrate::{get_meta, put_meta, read_meta, reseal_master_check, SCHEMA_VERSION};
+pub use range::RangeReader;
 pub use redb::{
     ReadTransaction as ReadTx, ReadableTable, ReadableTableMetadata, WriteTransaction as WriteTx,
 };
-pub use range::RangeReader;
 pub use typed::{IndexTable, LookupTable, Reader, RecordTable, Writer};
 pub use writer::WriterHandle;
 

@@ -17,10 +17,9 @@ use crate::app::AppState;
 use crate::domain::{Error, Principal};
 
 fn principal(req: &Request) -> Result<Principal, ApiError> {
-    req.extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| Error::unauthenticated("Authentication credentials were not provided.").into())
+    req.extensions().get::<Principal>().cloned().ok_or_else(|| {
+        Error::unauthenticated("Authentication credentials were not provided.").into()
+    })
 }
 
 fn respond<T: ToJSON>(op: &'static str, result: ApiResult<T>) -> Response {
@@ -33,7 +32,11 @@ fn respond<T: ToJSON>(op: &'static str, result: ApiResult<T>) -> Response {
 }
 
 #[handler]
-async fn requests(req: &Request, state: Data<&Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn requests(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let out = async {
         let p = principal(req)?;
         let params = MonitorParams::from_map(&q)?;
@@ -48,7 +51,11 @@ struct IngestBody {
 }
 
 #[handler]
-async fn ingest(req: &Request, state: Data<&Arc<AppState>>, body: poem::Result<Json<IngestBody>>) -> Response {
+async fn ingest(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    body: poem::Result<Json<IngestBody>>,
+) -> Response {
     let out = async {
         let p = principal(req)?;
         let Ok(Json(body)) = body else {
@@ -72,7 +79,11 @@ async fn health(req: &Request, state: Data<&Arc<AppState>>) -> Response {
 macro_rules! stats_alias {
     ($name:ident, $view:path, $op:literal) => {
         #[handler]
-        async fn $name(req: &Request, state: Data<&Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+        async fn $name(
+            req: &Request,
+            state: Data<&Arc<AppState>>,
+            Query(q): Query<HashMap<String, String>>,
+        ) -> Response {
             let out = async {
                 let p = principal(req)?;
                 let params = MonitorParams::from_map(&q)?;

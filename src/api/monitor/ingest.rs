@@ -23,7 +23,10 @@ fn text(o: &Map<String, Value>, name: &str, max: usize, errs: &mut FieldErrors) 
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.chars().count() <= max => Some(s.clone()),
         Some(Value::String(_)) => {
-            errs.insert(name.into(), vec![format!("Ensure this field has no more than {max} characters.")]);
+            errs.insert(
+                name.into(),
+                vec![format!("Ensure this field has no more than {max} characters.")],
+            );
             None
         }
         Some(_) => {
@@ -114,7 +117,8 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
     let user_id = uint(o, "user_id", &mut errs);
     let rec = RequestLog {
         id: 0,
-        request_id: text(o, "request_id", 100, &mut errs).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        request_id: text(o, "request_id", 100, &mut errs)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         service_name: required(service_name, "service_name", &mut errs),
         method_name: required(method_name, "method_name", &mut errs),
         status,
@@ -146,13 +150,21 @@ fn may_ingest(p: &Principal) -> Result<(), Error> {
     p.require_staff()
 }
 
-pub async fn ingest(logs: &LogService, p: &Principal, items: &[Value]) -> ApiResult<IngestResponse> {
+pub async fn ingest(
+    logs: &LogService,
+    p: &Principal,
+    items: &[Value],
+) -> ApiResult<IngestResponse> {
     may_ingest(p)?;
     if items.is_empty() {
         return Err(Error::invalid("requests", "This list may not be empty.").into());
     }
     if items.len() > MAX_ITEMS {
-        return Err(Error::invalid("requests", format!("Ensure this list has no more than {MAX_ITEMS} items.")).into());
+        return Err(Error::invalid(
+            "requests",
+            format!("Ensure this list has no more than {MAX_ITEMS} items."),
+        )
+        .into());
     }
     let now = crate::domain::unix_now();
     let mut good = Vec::with_capacity(items.len());
@@ -190,10 +202,15 @@ mod tests {
 
     #[test]
     fn items_are_checked_field_by_field() {
-        let ok = parse_item(&json!({"service_name": "a.B", "method_name": "Get", "duration_ms": 5}), 100).unwrap();
+        let ok = parse_item(
+            &json!({"service_name": "a.B", "method_name": "Get", "duration_ms": 5}),
+            100,
+        )
+        .unwrap();
         assert_eq!((ok.status.as_str(), ok.created_at, ok.duration_ms), ("success", 100, 5));
         assert!(!ok.request_id.is_empty());
-        let e = parse_item(&json!({"method_name": 3, "duration_ms": -1, "status": "weird"}), 0).unwrap_err();
+        let e = parse_item(&json!({"method_name": 3, "duration_ms": -1, "status": "weird"}), 0)
+            .unwrap_err();
         for f in ["service_name", "method_name", "duration_ms", "status"] {
             assert!(e.contains_key(f), "{f}: {e:?}");
         }

@@ -44,7 +44,11 @@ fn window(hours: Option<i64>) -> MonitorParams {
 impl MonitorApi {
     /// Recent requests, newest first, with filters and full-text search over path and error.
     #[allow(clippy::too_many_arguments)] // one parameter per documented query field
-    #[oai(path = "/api/grpc/monitor/requests/", method = "get", operation_id = "grpc_monitor_requests_list")]
+    #[oai(
+        path = "/api/grpc/monitor/requests/",
+        method = "get",
+        operation_id = "grpc_monitor_requests_list"
+    )]
     async fn requests_list(
         &self,
         state: Data<&Arc<AppState>>,
@@ -87,7 +91,11 @@ impl MonitorApi {
     }
 
     /// Report calls: `{"requests": [...]}`, up to 1 000 items.
-    #[oai(path = "/api/grpc/monitor/requests/", method = "post", operation_id = "grpc_monitor_requests_create")]
+    #[oai(
+        path = "/api/grpc/monitor/requests/",
+        method = "post",
+        operation_id = "grpc_monitor_requests_create"
+    )]
     async fn requests_create(
         &self,
         state: Data<&Arc<AppState>>,
@@ -99,13 +107,25 @@ impl MonitorApi {
     }
 
     /// Monitoring health.
-    #[oai(path = "/api/grpc/monitor/health/", method = "get", operation_id = "grpc_monitor_health_retrieve")]
-    async fn health(&self, state: Data<&Arc<AppState>>, auth: Authenticated) -> ApiResult<Json<MonitorHealth>> {
+    #[oai(
+        path = "/api/grpc/monitor/health/",
+        method = "get",
+        operation_id = "grpc_monitor_health_retrieve"
+    )]
+    async fn health(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Authenticated,
+    ) -> ApiResult<Json<MonitorHealth>> {
         views::health(&state, auth.principal()).await.map(Json)
     }
 
     /// Totals of the last `hours` (default 24, clamped to 1–720).
-    #[oai(path = "/api/grpc/monitor/overview/", method = "get", operation_id = "grpc_monitor_overview_retrieve")]
+    #[oai(
+        path = "/api/grpc/monitor/overview/",
+        method = "get",
+        operation_id = "grpc_monitor_overview_retrieve"
+    )]
     async fn overview(
         &self,
         state: Data<&Arc<AppState>>,
@@ -116,7 +136,11 @@ impl MonitorApi {
     }
 
     /// Per-service statistics, busiest first.
-    #[oai(path = "/api/grpc/monitor/services/", method = "get", operation_id = "grpc_monitor_services_retrieve")]
+    #[oai(
+        path = "/api/grpc/monitor/services/",
+        method = "get",
+        operation_id = "grpc_monitor_services_retrieve"
+    )]
     async fn services(
         &self,
         state: Data<&Arc<AppState>>,
@@ -127,7 +151,11 @@ impl MonitorApi {
     }
 
     /// Per-method statistics, busiest first, optionally of one service.
-    #[oai(path = "/api/grpc/monitor/methods/", method = "get", operation_id = "grpc_monitor_methods_retrieve")]
+    #[oai(
+        path = "/api/grpc/monitor/methods/",
+        method = "get",
+        operation_id = "grpc_monitor_methods_retrieve"
+    )]
     async fn methods(
         &self,
         state: Data<&Arc<AppState>>,
@@ -140,7 +168,11 @@ impl MonitorApi {
     }
 
     /// Requests per hour or day.
-    #[oai(path = "/api/grpc/monitor/timeline/", method = "get", operation_id = "grpc_monitor_timeline_retrieve")]
+    #[oai(
+        path = "/api/grpc/monitor/timeline/",
+        method = "get",
+        operation_id = "grpc_monitor_timeline_retrieve"
+    )]
     async fn timeline(
         &self,
         state: Data<&Arc<AppState>>,

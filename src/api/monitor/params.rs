@@ -30,7 +30,10 @@ fn non_empty(v: Option<&String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-fn int<T: std::str::FromStr>(q: &HashMap<String, String>, name: &str) -> Result<Option<T>, ApiError> {
+fn int<T: std::str::FromStr>(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
     match non_empty(q.get(name)) {
         None => Ok(None),
         Some(v) => v
@@ -69,7 +72,11 @@ impl MonitorParams {
     pub fn request_filter(&self, now: i64) -> Result<RequestFilter, ApiError> {
         if let Some(s) = &self.status {
             if !STATUSES.contains(&s.as_str()) {
-                return Err(Error::invalid("status", format!("Must be one of: {}.", STATUSES.join(", "))).into());
+                return Err(Error::invalid(
+                    "status",
+                    format!("Must be one of: {}.", STATUSES.join(", ")),
+                )
+                .into());
             }
         }
         let mut from = parse_date(self.date_from.as_deref(), "date_from", false)?;

@@ -60,7 +60,11 @@ pub async fn health(state: &Arc<AppState>, p: &Principal) -> ApiResult<MonitorHe
     })
 }
 
-pub async fn overview(state: &Arc<AppState>, p: &Principal, params: &MonitorParams) -> ApiResult<OverviewStats> {
+pub async fn overview(
+    state: &Arc<AppState>,
+    p: &Principal,
+    params: &MonitorParams,
+) -> ApiResult<OverviewStats> {
     p.require_staff()?;
     let hours = params.hours();
     let from = window_start(unix_now(), hours);
@@ -116,7 +120,11 @@ fn method_stats(r: Row) -> MethodStats {
     }
 }
 
-pub async fn services(state: &Arc<AppState>, p: &Principal, params: &MonitorParams) -> ApiResult<ServicesResponse> {
+pub async fn services(
+    state: &Arc<AppState>,
+    p: &Principal,
+    params: &MonitorParams,
+) -> ApiResult<ServicesResponse> {
     p.require_staff()?;
     let hours = params.hours();
     let from = window_start(unix_now(), hours);
@@ -125,7 +133,11 @@ pub async fn services(state: &Arc<AppState>, p: &Principal, params: &MonitorPara
     Ok(ServicesResponse { total_services: services.len() as u64, services, period_hours: hours })
 }
 
-pub async fn methods(state: &Arc<AppState>, p: &Principal, params: &MonitorParams) -> ApiResult<MethodsResponse> {
+pub async fn methods(
+    state: &Arc<AppState>,
+    p: &Principal,
+    params: &MonitorParams,
+) -> ApiResult<MethodsResponse> {
     p.require_staff()?;
     let hours = params.hours();
     let from = window_start(unix_now(), hours);
@@ -135,7 +147,11 @@ pub async fn methods(state: &Arc<AppState>, p: &Principal, params: &MonitorParam
     Ok(MethodsResponse { total_methods: methods.len() as u64, methods, period_hours: hours })
 }
 
-pub async fn timeline(state: &Arc<AppState>, p: &Principal, params: &MonitorParams) -> ApiResult<TimelineResponse> {
+pub async fn timeline(
+    state: &Arc<AppState>,
+    p: &Principal,
+    params: &MonitorParams,
+) -> ApiResult<TimelineResponse> {
     p.require_staff()?;
     let hours = params.hours();
     // As django-cfg: days when asked for, or when the window is longer than two days.
@@ -152,5 +168,9 @@ pub async fn timeline(state: &Arc<AppState>, p: &Principal, params: &MonitorPara
             avg_duration_ms: a.avg(),
         })
         .collect();
-    Ok(TimelineResponse { timeline, period_hours: hours, interval: if day { "day" } else { "hour" }.into() })
+    Ok(TimelineResponse {
+        timeline,
+        period_hours: hours,
+        interval: if day { "day" } else { "hour" }.into(),
+    })
 }
