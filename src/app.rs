@@ -29,6 +29,8 @@ pub struct AppState {
     pub instance_id: String,
     /// The request-log pipeline and the log index.
     pub logs: Arc<crate::logs::LogService>,
+    /// Credential resolution and its cache.
+    pub auth: Arc<crate::auth::AuthService>,
 }
 
 /// Why the application could not start. Printed as one line; exit code 1.
@@ -46,6 +48,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Logs(#[from] crate::logs::IndexError),
+    #[error("initial account: {0}")]
+    Bootstrap(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -111,6 +115,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         open_store(&config, opts.master_key_file.as_deref(), opts.credentials_dir.as_deref())?;
     let data_dir = config.server.data_dir.clone();
     let logs = crate::logs::LogService::start(&store, &data_dir, &config.logs)?;
+    bootstrap_admin(&store, &opts.env, &data_dir).await?;
+    let auth = crate::auth::AuthService::new().map_err(|e| StartError::Bootstrap(e.message))?;
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         store: store.clone(),
@@ -119,6 +125,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         started_at: Instant::now(),
         instance_id: info.instance_id.clone(),
         logs: Arc::clone(&logs),
+        auth,
     });
 
     let certs = CertManager::prepare(&state).await?;
@@ -159,6 +166,34 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         ))
     };
     Ok(Running { local_addr, ca_pem_path, state, shutdown: Some(shutdown_tx), server, background })
+}
+
+/// Creates the first staff account on a start with no users, printing a generated password once.
+async fn bootstrap_admin(
+    store: &Store,
+    env: &BTreeMap<String, String>,
+    data_dir: &Path,
+) -> Result<(), StartError> {
+    use crate::auth::bootstrap::{ensure_admin, Bootstrapped, PASSWORD_FILE};
+    let (store, env, dir) = (store.clone(), env.clone(), data_dir.to_path_buf());
+    let done = tokio::task::spawn_blocking(move || ensure_admin(&store, &env, &dir))
+        .await
+        .map_err(|e| StartError::Bootstrap(e.to_string()))?
+        .map_err(|e| StartError::Bootstrap(e.message))?;
+    match done {
+        Bootstrapped::Existing => {}
+        Bootstrapped::Configured { email } => {
+            tracing::info!(email = %email, "created the initial staff account");
+        }
+        Bootstrapped::Generated { email, password } => {
+            // Printed once, on purpose, to the operator's terminal; never to the log.
+            println!(
+                "Initial staff account: {email}\nPassword: {password}\n(also in {})",
+                data_dir.join(PASSWORD_FILE).display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Writes a non-secret file atomically (temp file, then rename), mode 0644.

@@ -2,10 +2,14 @@
 //! every request passes through. Only this module imports poem.
 
 pub mod audit_logs;
+pub mod auth;
+pub mod authn;
+pub mod body;
 pub mod error;
 pub mod health;
 pub mod middleware;
 pub mod monitor;
+pub mod organizations;
 pub mod paging;
 pub mod request_log;
 pub mod security;
@@ -27,10 +31,18 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (health::HealthApi, (monitor::MonitorApi, audit_logs::AuditLogsApi));
+pub type Apis = (
+    health::HealthApi,
+    (auth::AuthApi, organizations::OrganizationsApi),
+    (monitor::MonitorApi, audit_logs::AuditLogsApi),
+);
 
 pub fn apis() -> Apis {
-    (health::HealthApi, (monitor::MonitorApi, audit_logs::AuditLogsApi))
+    (
+        health::HealthApi,
+        (auth::AuthApi, organizations::OrganizationsApi),
+        (monitor::MonitorApi, audit_logs::AuditLogsApi),
+    )
 }
 
 /// The OpenAPI service (document title, version, and every operation).
@@ -97,6 +109,7 @@ struct Docs {
 pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
     let docs = Arc::new(Docs { json: service.spec(), yaml: service.spec_yaml() });
+    let docs_json = docs.json.clone();
     let swagger = service.swagger_ui();
     let swagger_again = service.swagger_ui();
     let redoc = service.redoc();
@@ -117,13 +130,16 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
         .nest("/cfg/grpc/monitor", monitor::alias::routes())
         .nest("/", service.into_endpoint());
-    let app = route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state));
+    let app = authn::AuthLayer::new(
+        route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state)),
+        Arc::clone(&state),
+    );
     // The request log sits just inside `Edge` (request id, client address) and outside
     // authentication and rate limiting, so refused requests are logged too.
-    let log_settings = Arc::new(request_log::RequestLogSettings {
-        tags: operation_tags(),
-        request_timeout: settings.request_timeout,
-    });
+    let log_settings = Arc::new(request_log::RequestLogSettings::from_spec(
+        &docs_json,
+        settings.request_timeout,
+    ));
     let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
     Edge::new(logged, settings)
 }

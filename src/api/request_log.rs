@@ -25,7 +25,46 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub struct RequestLogSettings {
     /// `operationId → tag`, from the OpenAPI document.
     pub tags: HashMap<String, String>,
+    /// `(HTTP method, path template segments, operationId)` of every documented operation, for
+    /// responses that lost poem-openapi's `OperationId` (refused before or by authentication).
+    pub routes: Vec<(String, Vec<String>, String)>,
     pub request_timeout: Duration,
+}
+
+impl RequestLogSettings {
+    /// Reads the operations out of the OpenAPI document.
+    pub fn from_spec(spec: &str, request_timeout: Duration) -> Self {
+        let mut routes = Vec::new();
+        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        if let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) {
+            for (path, item) in paths {
+                let Some(ops) = item.as_object() else { continue };
+                for (method, op) in ops {
+                    if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
+                        routes.push((method.to_uppercase(), segments(path), id.to_string()));
+                    }
+                }
+            }
+        }
+        Self { tags: crate::api::operation_tags(), routes, request_timeout }
+    }
+
+    /// The operation a method and path would reach.
+    fn operation_for(&self, method: &str, path: &str) -> Option<&str> {
+        let segs = segments(path);
+        self.routes
+            .iter()
+            .find(|(m, template, _)| {
+                m == method
+                    && template.len() == segs.len()
+                    && template.iter().zip(&segs).all(|(t, s)| t.starts_with('{') || t == s)
+            })
+            .map(|(_, _, id)| id.as_str())
+    }
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 pub struct RequestLogLayer<E> {
@@ -111,6 +150,7 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
             method_name: "unknown".into(),
             ..RequestLog::default()
         };
+        let raw_path = req.uri().path().to_string();
         let mut guard = Guard {
             rec: Some(rec),
             logs: Arc::clone(&self.logs),
@@ -129,6 +169,12 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
             }
         };
         let Some(mut rec) = guard.rec.take() else { return Ok(resp) };
+        if resp.data::<OperationId>().is_none() {
+            let method = rec.http_method.clone();
+            if let Some(op) = self.settings.operation_for(&method, &raw_path) {
+                rec.method_name = op.to_string();
+            }
+        }
         self.fill(&mut rec, &mut resp, started).await;
         self.logs.log(rec).await;
         Ok(resp)
@@ -143,11 +189,11 @@ impl<E> RequestLogLayer<E> {
         rec.grpc_status_code = grpc_code_for_http(status).to_string();
         if let Some(op) = resp.data::<OperationId>() {
             rec.method_name = op.0.to_string();
-            if let Some(tag) = self.settings.tags.get(op.0) {
-                rec.service_name = crate::api::tags::ApiTags::service_name(tag);
-            }
-        } else {
+        } else if rec.method_name == "unknown" {
             rec.method_name = http_names(&rec.path, status);
+        }
+        if let Some(tag) = self.settings.tags.get(&rec.method_name) {
+            rec.service_name = crate::api::tags::ApiTags::service_name(tag);
         }
         if let Some(p) = resp.data::<Principal>() {
             rec.user_id = Some(p.user_id);
@@ -197,5 +243,16 @@ mod tests {
         assert_eq!(http_names("/api/docs/index.html", 200), "swagger_ui");
         assert_eq!(http_names("/api/schema", 200), "schema_retrieve");
         assert_eq!(http_names("/nope", 404), "not_found");
+    }
+
+    #[test]
+    fn operations_are_found_by_template() {
+        let spec = r#"{"paths": {"/api/projects/{id}": {"get": {"operationId": "projects_retrieve"}},
+                       "/api/projects": {"get": {"operationId": "projects_list"}}}}"#;
+        let s = RequestLogSettings::from_spec(spec, Duration::from_secs(1));
+        assert_eq!(s.operation_for("GET", "/api/projects/7/"), Some("projects_retrieve"));
+        assert_eq!(s.operation_for("GET", "/api/projects"), Some("projects_list"));
+        assert_eq!(s.operation_for("POST", "/api/projects/"), None);
+        assert_eq!(s.operation_for("GET", "/api/projects/7/x"), None);
     }
 }

@@ -1,9 +1,12 @@
 //! Plain-Rust business rules: who may do what, and what each mutation writes. No HTTP types;
 //! storage only through `store`.
 
+pub mod accounts;
 pub mod audit;
 pub mod cascade;
+pub mod credentials;
 pub mod dotenv;
+pub mod orgs;
 pub mod records;
 
 use std::collections::BTreeMap;

@@ -34,6 +34,12 @@ pub const ORG_MEMBERS: IndexTable = IndexTable::new("org_members");
 pub const USER_ORGS: IndexTable = IndexTable::new("user_orgs");
 /// `"<organization id>/<user id>" → membership id`.
 pub const MEMBERSHIP_IDS: LookupTable = LookupTable::new("membership_ids");
+/// `token id → LoginToken` (login tokens and sessions; digests only).
+pub const TOKENS: RecordTable<crate::domain::credentials::LoginToken> = RecordTable::new("tokens");
+/// `hex SHA-256 of a token or session secret → token id`.
+pub const TOKENS_BY_DIGEST: LookupTable = LookupTable::new("tokens_by_digest");
+/// `(user id, token id) → ()`: a user's tokens and sessions, revoked together.
+pub const USER_TOKENS: IndexTable = IndexTable::new("user_tokens");
 
 // ---- secrets ------------------------------------------------------------------------------
 

@@ -138,3 +138,112 @@ pub async fn assert_error(resp: reqwest::Response, status: u16) -> serde_json::V
     assert!(body["code"].is_string());
     body
 }
+
+// ---- identity helpers (used by every area's tests) ------------------------------------------
+
+/// An account made through the API, with its login token and personal organization.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: u64,
+    pub email: String,
+    pub username: String,
+    pub password: String,
+    pub token: String,
+    pub org_id: u64,
+}
+
+/// `Authorization` header value for a login token.
+pub fn auth(token: &str) -> String {
+    format!("Token {token}")
+}
+
+fn unique_suffix() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}{n}", std::process::id())
+}
+
+/// Registers a new account (unique email and username derived from `name`) and returns it
+/// with its token and personal organization.
+pub async fn register(server: &TestServer, name: &str) -> TestUser {
+    let clean: String =
+        name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
+    let username = format!("{clean}_{}", unique_suffix());
+    let email = format!("{username}@example.com").to_lowercase();
+    let password = format!("pw-{username}-secret");
+    let resp = server
+        .client
+        .post(server.url("/api/auth/register/"))
+        .json(&serde_json::json!({
+            "username": username, "email": email, "password": password,
+            "confirm_password": password, "first_name": clean, "last_name": "Tester",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "register {name} failed");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    TestUser {
+        id: body["user"]["id"].as_u64().unwrap(),
+        email,
+        username,
+        password,
+        token: body["token"].as_str().unwrap().to_string(),
+        org_id: body["organization"]["id"].as_u64().unwrap(),
+    }
+}
+
+/// Logs in as the bootstrap staff account (`admin@example.com`); `org_id` is its first
+/// organization (one is created if it has none).
+pub async fn login_admin(server: &TestServer) -> TestUser {
+    let email = server.env.get("GATEHOUSE_ADMIN_EMAIL").cloned().unwrap();
+    let password = server.env.get("GATEHOUSE_ADMIN_PASSWORD").cloned().unwrap();
+    let resp = server
+        .client
+        .post(server.url("/api/auth/login/"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "admin login failed");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_string();
+    let org_id = match body["organizations"].as_array().and_then(|a| a.first()) {
+        Some(org) => org["id"].as_u64().unwrap(),
+        None => {
+            let resp = server
+                .client
+                .post(server.url("/api/organizations/"))
+                .header("authorization", auth(&token))
+                .json(&serde_json::json!({"name": format!("Admin Org {}", unique_suffix())}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+            resp.json::<serde_json::Value>().await.unwrap()["id"].as_u64().unwrap()
+        }
+    };
+    TestUser {
+        id: body["user"]["id"].as_u64().unwrap(),
+        username: body["user"]["username"].as_str().unwrap().to_string(),
+        email,
+        password,
+        token,
+        org_id,
+    }
+}
+
+impl TestServer {
+    /// `admin` (an admin of `org_id`) adds `user` with `role` (`admin`, `editor`, `viewer`).
+    pub async fn add_member(&self, admin: &TestUser, org_id: u64, user: &TestUser, role: &str) {
+        let resp = self
+            .client
+            .post(self.url(&format!("/api/organizations/{org_id}/members/")))
+            .header("authorization", auth(&admin.token))
+            .json(&serde_json::json!({"email": user.email, "role": role}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "add_member failed");
+    }
+}

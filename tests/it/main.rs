@@ -8,4 +8,5 @@ mod harness;
 mod cli;
 mod foundation;
 mod foundation_more;
+mod identity;
 mod storage;

@@ -1,0 +1,407 @@
+//! `/api/auth/…`: registration, login (JSON or HTTP Basic), logout and the profile
+//! (keynest-api.md, with KeyNest's real login body).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem::Request;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::json;
+
+use crate::api::body::OptionalJson;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::middleware::RequestContext;
+use crate::api::security::Authenticated;
+use crate::api::tags::ApiTags;
+use crate::app::AppState;
+use crate::auth::{digest_of, new_login_token, new_session_secret, passwords, SESSION_COOKIE};
+use crate::crypto::Secret;
+use crate::domain::accounts::{self, NewUser, ProfilePatch, Registration, TokenGrant};
+use crate::domain::audit::{self, AuditEvent};
+use crate::domain::credentials::TokenKind;
+use crate::domain::records::User;
+use crate::domain::{rfc3339_from_unix, unix_now, CredentialKind, Error, Principal};
+use crate::store::tables::{TOKENS_BY_DIGEST, USERS};
+use crate::store::Reader as _;
+
+pub struct AuthApi;
+
+/// The client address the edge resolved.
+pub fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions().get::<RequestContext>().and_then(|c| c.client_ip)
+}
+
+/// A user as KeyNest's `UserSerializer` shows it.
+#[derive(Debug, Object)]
+#[oai(rename = "User")]
+pub struct UserBody {
+    pub id: u64,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// "First Last", or the username when both are blank.
+    pub full_name: String,
+    pub date_joined: String,
+    pub last_login: Option<String>,
+    pub is_active: bool,
+    pub is_staff: bool,
+}
+
+impl From<&User> for UserBody {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username.clone(),
+            email: u.email.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            full_name: u.full_name(),
+            date_joined: rfc3339_from_unix(u.date_joined),
+            last_login: u.last_login.map(rfc3339_from_unix),
+            is_active: u.is_active,
+            is_staff: u.is_staff,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct RegisterRequest {
+    /// 3–150 characters: letters, digits, `_`, `-`, `.`; unique.
+    pub username: String,
+    /// Unique (case-insensitive).
+    pub email: String,
+    /// At least `auth.password_min_length` (10) characters, not the email.
+    pub password: String,
+    pub confirm_password: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct OrganizationRef {
+    pub id: u64,
+    pub name: String,
+}
+
+#[derive(Debug, Object)]
+pub struct RegisterResponse {
+    pub message: String,
+    /// The login token (40 hex), shown once.
+    pub token: String,
+    pub user: UserBody,
+    /// The personal organization created with the account.
+    pub organization: OrganizationRef,
+}
+
+#[derive(ApiResponse)]
+pub enum RegisterResult {
+    /// Account, personal organization and token created.
+    #[oai(status = 201)]
+    Created(Json<RegisterResponse>),
+}
+
+#[derive(Debug, Object)]
+pub struct LoginRequest {
+    /// Email (or username) of the account.
+    pub email: Option<String>,
+    /// Username (or email) of the account, instead of `email`.
+    pub username: Option<String>,
+    pub password: String,
+}
+
+#[derive(Debug, Object)]
+pub struct OrganizationRole {
+    pub id: u64,
+    pub name: String,
+    /// `admin`, `editor` or `viewer`.
+    pub role: String,
+}
+
+#[derive(Debug, Object)]
+pub struct LoginResponse {
+    pub message: String,
+    /// A new login token (40 hex) for `Authorization: Token …`.
+    pub token: String,
+    pub user: UserBody,
+    pub organizations: Vec<OrganizationRole>,
+}
+
+#[derive(ApiResponse)]
+pub enum LoginResult {
+    /// Logged in; also sets the `gatehouse_session` cookie.
+    #[oai(status = 200)]
+    Ok(Json<LoginResponse>, #[oai(header = "Set-Cookie")] String),
+}
+
+#[derive(Debug, Object)]
+pub struct MessageResponse {
+    pub message: String,
+}
+
+#[derive(ApiResponse)]
+pub enum LogoutResult {
+    /// The credential used (and the session cookie sent) no longer work.
+    #[oai(status = 200)]
+    Ok(Json<MessageResponse>, #[oai(header = "Set-Cookie")] String),
+}
+
+#[derive(Debug, Object)]
+pub struct ProfileUpdateRequest {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub username: Option<String>,
+}
+
+fn session_cookie(secret: &str, max_age: u64) -> String {
+    format!(
+        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
+    )
+}
+
+fn cleared_cookie() -> String {
+    session_cookie("", 0)
+}
+
+fn organizations_of(state: &AppState, user_id: u64) -> Result<Vec<OrganizationRole>, Error> {
+    let orgs = state.store.read(|tx| accounts::organizations_of(tx, user_id))?;
+    Ok(orgs
+        .into_iter()
+        .map(|(o, r)| OrganizationRole { id: o.id, name: o.name, role: r.as_str().to_string() })
+        .collect())
+}
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Create an account, its personal organization (with the new user as admin) and a token.
+    #[oai(path = "/api/auth/register/", method = "post", operation_id = "auth_register_create")]
+    async fn register(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        body: Json<RegisterRequest>,
+    ) -> ApiResult<RegisterResult> {
+        if state.config.auth.registration != "open" {
+            return Err(Error::forbidden("Registration is closed.").into());
+        }
+        let b = body.0;
+        let (first, last) = (b.first_name.unwrap_or_default(), b.last_name.unwrap_or_default());
+        let email = b.email.trim().to_lowercase();
+        let min = usize::try_from(state.config.auth.password_min_length).unwrap_or(10);
+        accounts::validate_registration(
+            &Registration {
+                username: b.username.trim(),
+                email: &email,
+                password: &b.password,
+                confirm_password: &b.confirm_password,
+                first_name: &first,
+                last_name: &last,
+            },
+            min,
+        )?;
+        let password_hash = passwords::hash(Secret::new(b.password)).await?;
+        let new = NewUser {
+            username: b.username.trim().to_string(),
+            email,
+            first_name: first.trim().to_string(),
+            last_name: last.trim().to_string(),
+            password_hash,
+            is_staff: false,
+        };
+        let token = new_login_token()?;
+        let grant = TokenGrant {
+            digest: digest_of(token.expose()),
+            kind: TokenKind::Token,
+            expires_at: None,
+        };
+        let ip = client_ip(req);
+        let (user, org) =
+            state.store.write(move |tx| accounts::register(tx, &new, &grant, ip)).await?;
+        Ok(RegisterResult::Created(Json(RegisterResponse {
+            message: "User registered successfully".into(),
+            token: token.into_inner(),
+            user: UserBody::from(&user),
+            organization: OrganizationRef { id: org.id, name: org.name },
+        })))
+    }
+
+    /// Log in with `{email or username, password}` or HTTP Basic: a new token, the user, their
+    /// organizations, and a session cookie.
+    #[oai(path = "/api/auth/login/", method = "post", operation_id = "auth_login_create")]
+    async fn login(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        body: OptionalJson<LoginRequest>,
+    ) -> ApiResult<LoginResult> {
+        let ip = client_ip(req);
+        let (user_id, via) = match body.0 {
+            Some(b) => {
+                let ident = b.email.or(b.username).unwrap_or_default();
+                if ident.trim().is_empty() {
+                    return Err(Error::invalid("email", "This field is required.").into());
+                }
+                let checked = state
+                    .auth
+                    .check_password(&state.store, &ident, Secret::new(b.password))
+                    .await?;
+                match checked {
+                    Ok(user) => (user.id, "password"),
+                    Err(known) => {
+                        let ident = ident.clone();
+                        state
+                            .store
+                            .write(move |tx| accounts::record_login_failed(tx, &ident, known, ip))
+                            .await?;
+                        return Err(Error::unauthenticated("Invalid credentials").into());
+                    }
+                }
+            }
+            None => {
+                match req.extensions().get::<Principal>() {
+                    Some(p) if p.credential == CredentialKind::Basic => (p.user_id, "basic"),
+                    _ => return Err(Error::invalid(
+                        "non_field_errors",
+                        "Send {email or username, password} as JSON, or HTTP Basic credentials.",
+                    )
+                    .into()),
+                }
+            }
+        };
+        let token = new_login_token()?;
+        let session = new_session_secret()?;
+        let hours = state.config.auth.session_hours;
+        let session_expiry = unix_now()
+            .saturating_add(i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2));
+        let grants = vec![
+            TokenGrant {
+                digest: digest_of(token.expose()),
+                kind: TokenKind::Token,
+                expires_at: None,
+            },
+            TokenGrant {
+                digest: digest_of(session.expose()),
+                kind: TokenKind::Session,
+                expires_at: Some(session_expiry),
+            },
+        ];
+        let user = state
+            .store
+            .write(move |tx| accounts::record_login(tx, user_id, &grants, via, ip))
+            .await?;
+        let organizations = organizations_of(&state, user.id)?;
+        let cookie = session_cookie(session.expose(), hours.saturating_mul(3600));
+        Ok(LoginResult::Ok(
+            Json(LoginResponse {
+                message: "Login successful".into(),
+                token: token.into_inner(),
+                user: UserBody::from(&user),
+                organizations,
+            }),
+            cookie,
+        ))
+    }
+
+    /// Log out: revokes the token or session used, and the session cookie sent with it.
+    #[oai(path = "/api/auth/logout/", method = "post", operation_id = "auth_logout_create")]
+    async fn logout(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+    ) -> ApiResult<LogoutResult> {
+        let p = auth.into_principal();
+        let mut ids = Vec::new();
+        match p.credential {
+            CredentialKind::Token { id } | CredentialKind::Session { id } => ids.push(id),
+            _ => {}
+        }
+        if let Some(c) = crate::api::authn::cookie_value(req, SESSION_COOKIE) {
+            let digest = digest_of(&c.to_ascii_lowercase());
+            if let Some(id) = state.store.read(|tx| tx.lookup(TOKENS_BY_DIGEST, &digest))? {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Err(Error::invalid("non_field_errors", "No active session found").into());
+        }
+        let ip = client_ip(req);
+        let actor = crate::domain::audit::Actor::from_principal(&p, ip);
+        state
+            .store
+            .write(move |tx| -> Result<(), Error> {
+                let mut revoked = 0;
+                for id in &ids {
+                    if accounts::revoke_token(tx, *id)? {
+                        revoked += 1;
+                    }
+                }
+                audit::record(
+                    tx,
+                    AuditEvent {
+                        actor: &actor,
+                        organization_id: None,
+                        action: "user_logout",
+                        target_type: "user",
+                        target_id: actor.user_id.unwrap_or_default().to_string(),
+                        details: json!({"logout": true, "revoked": revoked}),
+                    },
+                )?;
+                Ok(())
+            })
+            .await?;
+        state.auth.invalidate();
+        Ok(LogoutResult::Ok(
+            Json(MessageResponse { message: "Successfully logged out".into() }),
+            cleared_cookie(),
+        ))
+    }
+
+    /// The caller's account.
+    #[oai(path = "/api/auth/profile/", method = "get", operation_id = "auth_profile_retrieve")]
+    async fn profile(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Authenticated,
+    ) -> ApiResult<Json<UserBody>> {
+        let id = auth.principal().user_id;
+        let user = state
+            .store
+            .read(|tx| tx.get(USERS, id))?
+            .ok_or_else(|| ApiError(Error::not_found("User")))?;
+        Ok(Json(UserBody::from(&user)))
+    }
+
+    /// Change the caller's names, email or username.
+    #[oai(
+        path = "/api/auth/profile/",
+        method = "patch",
+        operation_id = "auth_profile_partial_update"
+    )]
+    async fn profile_update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        body: Json<ProfileUpdateRequest>,
+    ) -> ApiResult<Json<UserBody>> {
+        let id = auth.principal().user_id;
+        let b = body.0;
+        let patch = ProfilePatch {
+            first_name: b.first_name,
+            last_name: b.last_name,
+            email: b.email,
+            username: b.username.map(|u| u.trim().to_string()),
+        };
+        let ip = client_ip(req);
+        let user =
+            state.store.write(move |tx| accounts::update_profile(tx, id, &patch, ip)).await?;
+        state.auth.invalidate();
+        Ok(Json(UserBody::from(&user)))
+    }
+}

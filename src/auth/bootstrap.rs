@@ -1,0 +1,114 @@
+//! The first staff account: created on a start with no users, from `GATEHOUSE_ADMIN_EMAIL` and
+//! `GATEHOUSE_ADMIN_PASSWORD`, or else as `admin@localhost` with a random password that is
+//! printed once and written to `DATA_DIR/initial-admin-password` (mode 0600).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::auth::passwords;
+use crate::domain::accounts::{self, NewUser};
+use crate::domain::audit::{self, Actor, AuditEvent};
+use crate::domain::records::User;
+use crate::domain::Error;
+use crate::store::tables::USERS;
+use crate::store::{Reader as _, Store};
+
+/// File holding the generated password of the initial admin.
+pub const PASSWORD_FILE: &str = "initial-admin-password";
+
+/// What bootstrap did.
+#[derive(Debug)]
+pub enum Bootstrapped {
+    /// Users exist already; nothing was done.
+    Existing,
+    /// The configured account was created.
+    Configured { email: String },
+    /// `admin@localhost` was created with a generated password (also in the password file).
+    Generated { email: String, password: String },
+}
+
+/// Creates a staff account with a personal organization, audited as `user_created`.
+pub fn create_staff_blocking(
+    store: &Store,
+    email: &str,
+    password: &str,
+    staff: bool,
+) -> Result<User, Error> {
+    let email = email.trim().to_lowercase();
+    // `admin@localhost` has no dot in its domain, so only the shape is checked here.
+    let (local, domain) = email.split_once('@').unwrap_or(("", ""));
+    if local.is_empty() || domain.is_empty() || email.chars().any(char::is_whitespace) {
+        return Err(Error::invalid("email", "Enter a valid email address."));
+    }
+    let username = email.split('@').next().unwrap_or("admin").to_string();
+    let new = NewUser {
+        username,
+        email,
+        first_name: String::new(),
+        last_name: String::new(),
+        password_hash: passwords::hash_blocking(password)?,
+        is_staff: staff,
+    };
+    store.write_blocking(move |tx| -> Result<User, Error> {
+        let mut new = new.clone();
+        if accounts::find_by_login(tx, &new.username)?.is_some() {
+            new.username = format!("{}_{}", new.username, tx.count(USERS)? + 1);
+        }
+        let user = accounts::create_user(tx, &new)?;
+        let org = accounts::create_organization(
+            tx,
+            user.id,
+            &format!("{}'s Organization", user.username),
+            Some("Personal organization".into()),
+        )?;
+        audit::record(
+            tx,
+            AuditEvent {
+                actor: &Actor::system(),
+                organization_id: Some(org.id),
+                action: "user_created",
+                target_type: "user",
+                target_id: user.id.to_string(),
+                details: json!({"is_staff": user.is_staff, "organization_created": org.id}),
+            },
+        )?;
+        Ok(user)
+    })
+}
+
+/// Runs at start (blocking; call from `spawn_blocking`).
+pub fn ensure_admin(
+    store: &Store,
+    env: &BTreeMap<String, String>,
+    data_dir: &Path,
+) -> Result<Bootstrapped, Error> {
+    if store.read(|tx| tx.count(USERS))? > 0 {
+        return Ok(Bootstrapped::Existing);
+    }
+    let email = env.get("GATEHOUSE_ADMIN_EMAIL").filter(|s| !s.trim().is_empty());
+    let password = env.get("GATEHOUSE_ADMIN_PASSWORD").filter(|s| !s.is_empty());
+    if let (Some(email), Some(password)) = (email, password) {
+        let user = create_staff_blocking(store, email, password, true)?;
+        return Ok(Bootstrapped::Configured { email: user.email });
+    }
+    let password = crate::crypto::random_token(18).map_err(|e| Error::internal(e.to_string()))?;
+    write_private_file(&data_dir.join(PASSWORD_FILE), password.as_bytes())?;
+    let user = create_staff_blocking(store, "admin@localhost", &password, true)?;
+    Ok(Bootstrapped::Generated { email: user.email, password })
+}
+
+fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let fail = |e: std::io::Error| Error::internal(format!("cannot write {}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    f.write_all(bytes).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).map_err(fail)
+}

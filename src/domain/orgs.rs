@@ -1,0 +1,406 @@
+//! Organizations and their members: who may create, change and delete them, and the rule that
+//! an organization always keeps at least one admin.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::domain::accounts::{self, membership_key};
+use crate::domain::audit::{self, Actor, AuditEvent};
+use crate::domain::records::{Membership, Organization, User};
+use crate::domain::{unix_now, Error, Principal, Role};
+use crate::store::tables::{
+    MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORG_MEMBERS, USERS, USERS_BY_EMAIL, USER_ORGS,
+};
+use crate::store::{Reader, StoreError, WriteTx, Writer as _};
+
+/// Most members one organization may have (KeyNest's limit).
+pub const MAX_MEMBERS: u64 = 100;
+
+/// An organization as the API shows it to one caller.
+#[derive(Debug, Clone)]
+pub struct OrgView {
+    pub org: Organization,
+    pub member_count: u64,
+    pub project_count: u64,
+    pub user_role: Option<Role>,
+}
+
+/// One member as the API shows it.
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub user: User,
+    pub role: Role,
+    pub joined_at: i64,
+}
+
+/// Validates and normalises an organization name: trimmed, 2–255 characters.
+pub fn clean_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    if name.chars().count() < 2 {
+        return Err(Error::invalid(
+            "name",
+            "Organization name must be at least 2 characters long.",
+        ));
+    }
+    if name.chars().count() > 255 {
+        return Err(Error::invalid("name", "Ensure this field has no more than 255 characters."));
+    }
+    Ok(name.to_string())
+}
+
+fn check_description(d: &Option<String>) -> Result<(), Error> {
+    if d.as_ref().is_some_and(|d| d.chars().count() > 10_000) {
+        return Err(Error::invalid(
+            "description",
+            "Ensure this field has no more than 10000 characters.",
+        ));
+    }
+    Ok(())
+}
+
+/// The view of `org` for `p`.
+pub fn view(tx: &impl Reader, p: &Principal, org: Organization) -> Result<OrgView, StoreError> {
+    Ok(OrgView {
+        member_count: tx.count_children(ORG_MEMBERS, org.id)?,
+        project_count: crate::domain::cascade::organization_project_count(tx, org.id)?,
+        user_role: p.role_in(org.id),
+        org,
+    })
+}
+
+/// Organizations visible to `p`, in id order.
+pub fn list(tx: &impl Reader, p: &Principal) -> Result<Vec<OrgView>, Error> {
+    let mut out = Vec::new();
+    for id in accounts::memberships_of(tx, p.user_id)?.keys() {
+        if p.org_scope.is_some_and(|s| s != *id) {
+            continue;
+        }
+        if let Some(org) = tx.get(ORGANIZATIONS, *id)? {
+            out.push(view(tx, p, org)?);
+        }
+    }
+    Ok(out)
+}
+
+/// One organization the caller belongs to (404 otherwise).
+pub fn get(tx: &impl Reader, p: &Principal, id: u64) -> Result<OrgView, Error> {
+    live_role(tx, p, id, Role::Viewer)?;
+    let org = tx.get(ORGANIZATIONS, id)?.ok_or_else(|| Error::not_found("Organization"))?;
+    Ok(view(tx, p, org)?)
+}
+
+/// The caller's current role in `org`, read inside the transaction (not from the possibly
+/// older principal), honouring an API key's scope. Not a member → 404; lower role → 403.
+fn live_role(tx: &impl Reader, p: &Principal, org: u64, min: Role) -> Result<Role, Error> {
+    if p.org_scope.is_some_and(|s| s != org) {
+        return Err(Error::not_found("Organization"));
+    }
+    let role = role_of(tx, org, p.user_id)?.ok_or_else(|| Error::not_found("Organization"))?;
+    if role < min {
+        return Err(Error::forbidden("You do not have permission to perform this action."));
+    }
+    Ok(role)
+}
+
+/// The role of `user_id` in `org`, if a member.
+pub fn role_of(tx: &impl Reader, org: u64, user_id: u64) -> Result<Option<Role>, StoreError> {
+    Ok(membership_row(tx, org, user_id)?.map(|(_, m)| m.role))
+}
+
+fn membership_row(
+    tx: &impl Reader,
+    org: u64,
+    user_id: u64,
+) -> Result<Option<(u64, Membership)>, StoreError> {
+    let Some(mid) = tx.lookup(MEMBERSHIP_IDS, &membership_key(org, user_id))? else {
+        return Ok(None);
+    };
+    Ok(tx.get(MEMBERSHIPS, mid)?.map(|m| (mid, m)))
+}
+
+fn has_duplicate_name(
+    tx: &impl Reader,
+    user_id: u64,
+    name: &str,
+    except: u64,
+) -> Result<bool, Error> {
+    let lower = name.to_lowercase();
+    for org in tx.children(USER_ORGS, user_id)? {
+        if org == except {
+            continue;
+        }
+        if tx.get(ORGANIZATIONS, org)?.is_some_and(|o| o.name.to_lowercase() == lower) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Creates an organization with the caller as admin.
+pub fn create(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    name: &str,
+    description: Option<String>,
+) -> Result<OrgView, Error> {
+    let name = clean_name(name)?;
+    check_description(&description)?;
+    if has_duplicate_name(tx, p.user_id, &name, 0)? {
+        return Err(Error::conflict("You already have an organization with this name."));
+    }
+    let org = accounts::create_organization(tx, p.user_id, &name, description)?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: Some(org.id),
+            action: "organization_created",
+            target_type: "organization",
+            target_id: org.id.to_string(),
+            details: json!({"name": org.name}),
+        },
+    )?;
+    Ok(OrgView { member_count: 1, project_count: 0, user_role: Some(Role::Admin), org })
+}
+
+/// Changes name and/or description (admin or editor).
+pub fn update(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    id: u64,
+    name: Option<&str>,
+    description: Option<Option<String>>,
+) -> Result<OrgView, Error> {
+    live_role(tx, p, id, Role::Editor)?;
+    let mut org = tx.get(ORGANIZATIONS, id)?.ok_or_else(|| Error::not_found("Organization"))?;
+    let mut changed = Vec::new();
+    if let Some(name) = name {
+        let name = clean_name(name)?;
+        if has_duplicate_name(tx, p.user_id, &name, id)? {
+            return Err(Error::conflict("You already have an organization with this name."));
+        }
+        if name != org.name {
+            org.name = name;
+            changed.push("name");
+        }
+    }
+    if let Some(d) = description {
+        check_description(&d)?;
+        org.description = d;
+        changed.push("description");
+    }
+    org.updated_at = unix_now();
+    tx.put(ORGANIZATIONS, id, &org)?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: Some(id),
+            action: "organization_updated",
+            target_type: "organization",
+            target_id: id.to_string(),
+            details: json!({"fields": changed, "name": org.name}),
+        },
+    )?;
+    Ok(view(tx, p, org)?)
+}
+
+/// Deletes an organization and everything it owns (admin only).
+pub fn delete(tx: &WriteTx, p: &Principal, actor: &Actor, id: u64) -> Result<(), Error> {
+    live_role(tx, p, id, Role::Admin)?;
+    let org = tx.get(ORGANIZATIONS, id)?.ok_or_else(|| Error::not_found("Organization"))?;
+    let removed = crate::domain::cascade::delete_organization_children(tx, id)?;
+    let members = tx.children(ORG_MEMBERS, id)?;
+    for user_id in &members {
+        drop_membership(tx, id, *user_id)?;
+    }
+    tx.remove(ORGANIZATIONS, id)?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: Some(id),
+            action: "organization_deleted",
+            target_type: "organization",
+            target_id: id.to_string(),
+            details: json!({"name": org.name, "members": members.len(), "removed": removed}),
+        },
+    )?;
+    Ok(())
+}
+
+fn drop_membership(tx: &WriteTx, org: u64, user_id: u64) -> Result<Option<Membership>, Error> {
+    let Some((mid, m)) = membership_row(tx, org, user_id)? else { return Ok(None) };
+    tx.remove(MEMBERSHIPS, mid)?;
+    tx.release(MEMBERSHIP_IDS, &membership_key(org, user_id))?;
+    tx.unlink(ORG_MEMBERS, org, user_id)?;
+    tx.unlink(USER_ORGS, user_id, org)?;
+    Ok(Some(m))
+}
+
+/// Members of an organization, by join time (admin only, as KeyNest's action is).
+pub fn members(tx: &impl Reader, p: &Principal, org: u64) -> Result<Vec<MemberView>, Error> {
+    live_role(tx, p, org, Role::Admin)?;
+    let mut out = Vec::new();
+    for user_id in tx.children(ORG_MEMBERS, org)? {
+        let (Some((_, m)), Some(user)) =
+            (membership_row(tx, org, user_id)?, tx.get(USERS, user_id)?)
+        else {
+            continue;
+        };
+        out.push(MemberView { user, role: m.role, joined_at: m.joined_at });
+    }
+    out.sort_by_key(|m| (m.joined_at, m.user.id));
+    Ok(out)
+}
+
+/// Parses a role name (400 otherwise).
+pub fn parse_role(field: &str, role: &str) -> Result<Role, Error> {
+    Role::parse(role)
+        .ok_or_else(|| Error::invalid(field, "Invalid role. Must be admin, editor, or viewer"))
+}
+
+/// Adds an existing account by email (admin only).
+pub fn add_member(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    org: u64,
+    email: &str,
+    role: Role,
+) -> Result<MemberView, Error> {
+    live_role(tx, p, org, Role::Admin)?;
+    let org_row = tx.get(ORGANIZATIONS, org)?.ok_or_else(|| Error::not_found("Organization"))?;
+    let email = email.trim().to_lowercase();
+    if email.is_empty() {
+        return Err(Error::invalid("email", "Email is required"));
+    }
+    if !accounts::valid_email(&email) {
+        return Err(Error::invalid("email", "Invalid email format"));
+    }
+    let user = match tx.lookup(USERS_BY_EMAIL, &email)? {
+        Some(id) => tx.get(USERS, id)?,
+        None => None,
+    };
+    let Some(user) = user else {
+        return Err(Error::invalid(
+            "email",
+            "Unable to invite user. Please ensure the email is correct and the user has an account.",
+        ));
+    };
+    if role_of(tx, org, user.id)?.is_some() {
+        return Err(Error::conflict("User is already a member of this organization"));
+    }
+    if tx.count_children(ORG_MEMBERS, org)? >= MAX_MEMBERS {
+        return Err(Error::invalid(
+            "email",
+            "Organization has reached the maximum number of members",
+        ));
+    }
+    accounts::add_membership(tx, org, user.id, role)?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: Some(org),
+            action: "member_added",
+            target_type: "membership",
+            target_id: org.to_string(),
+            details: json!({
+                "user_id": user.id, "role": role.as_str(), "organization_name": org_row.name,
+            }),
+        },
+    )?;
+    Ok(MemberView { user, role, joined_at: unix_now() })
+}
+
+fn admin_count(tx: &impl Reader, org: u64) -> Result<usize, Error> {
+    let mut n = 0;
+    for user_id in tx.children(ORG_MEMBERS, org)? {
+        if role_of(tx, org, user_id)? == Some(Role::Admin) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Changes a member's role (admin only); the last admin can't be demoted (409).
+/// Returns the member and the previous role.
+pub fn update_member_role(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    org: u64,
+    user_id: u64,
+    role: Role,
+) -> Result<(MemberView, Role), Error> {
+    live_role(tx, p, org, Role::Admin)?;
+    let (mid, mut m) =
+        membership_row(tx, org, user_id)?.ok_or_else(|| Error::not_found("Member"))?;
+    let user = tx.get(USERS, user_id)?.ok_or_else(|| Error::not_found("Member"))?;
+    let old = m.role;
+    if old == role {
+        return Ok((MemberView { user, role, joined_at: m.joined_at }, old));
+    }
+    if old == Role::Admin && admin_count(tx, org)? <= 1 {
+        return Err(Error::conflict("Cannot change role of the last admin in the organization"));
+    }
+    m.role = role;
+    tx.put(MEMBERSHIPS, mid, &m)?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: Some(org),
+            action: "member_updated",
+            target_type: "membership",
+            target_id: org.to_string(),
+            details: json!({"user_id": user_id, "old_role": old.as_str(), "new_role": role.as_str()}),
+        },
+    )?;
+    Ok((MemberView { user, role, joined_at: m.joined_at }, old))
+}
+
+/// Removes a member (admin only); the last admin can't be removed (409).
+pub fn remove_member(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    org: u64,
+    user_id: u64,
+) -> Result<MemberView, Error> {
+    live_role(tx, p, org, Role::Admin)?;
+    let org_row = tx.get(ORGANIZATIONS, org)?.ok_or_else(|| Error::not_found("Organization"))?;
+    let role = role_of(tx, org, user_id)?.ok_or_else(|| Error::not_found("Member"))?;
+    if role == Role::Admin && admin_count(tx, org)? <= 1 {
+        return Err(Error::conflict("Cannot remove the last admin from the organization"));
+    }
+    let user = tx.get(USERS, user_id)?.ok_or_else(|| Error::not_found("Member"))?;
+    let m = drop_membership(tx, org, user_id)?.ok_or_else(|| Error::not_found("Member"))?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: Some(org),
+            action: "member_removed",
+            target_type: "membership",
+            target_id: org.to_string(),
+            details: json!({"user_id": user_id, "role": role.as_str(), "organization_name": org_row.name}),
+        },
+    )?;
+    Ok(MemberView { user, role, joined_at: m.joined_at })
+}
+
+/// Roles by organization for a set of users (used by tests and views).
+pub fn roles(tx: &impl Reader, org: u64) -> Result<BTreeMap<u64, Role>, Error> {
+    let mut out = BTreeMap::new();
+    for user_id in tx.children(ORG_MEMBERS, org)? {
+        if let Some(r) = role_of(tx, org, user_id)? {
+            out.insert(user_id, r);
+        }
+    }
+    Ok(out)
+}
