@@ -9,4 +9,5 @@ mod cli;
 mod foundation;
 mod foundation_more;
 mod identity;
+mod logs;
 mod storage;
