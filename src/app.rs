@@ -29,6 +29,8 @@ pub struct AppState {
     pub instance_id: String,
     /// The request-log pipeline and the log index.
     pub logs: Arc<crate::logs::LogService>,
+    /// Secrets: master key, opened organization data keys, history settings.
+    pub vault: Arc<crate::domain::secrets::Vault>,
     /// Credential resolution and its cache.
     pub auth: Arc<crate::auth::AuthService>,
 }
@@ -120,6 +122,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         store: store.clone(),
+        vault: Arc::new(crate::domain::secrets::Vault::new(
+            master.clone(),
+            config.storage.variable_versions,
+            config.storage.deleted_retention_days,
+        )),
         master,
         data_dir: data_dir.clone(),
         started_at: Instant::now(),
@@ -132,7 +139,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let ca_pem_path = data_dir.join("ca.pem");
     write_public_file(&ca_pem_path, certs.ca_pem().as_bytes())?;
 
-    let mut background = vec![crate::logs::retention::spawn(logs, store.clone())];
+    let mut background = vec![
+        spawn_deleted_sweeper(Arc::clone(&state)),
+        crate::logs::retention::spawn(logs, store.clone()),
+    ];
     let endpoint = crate::api::build(Arc::clone(&state));
     let addr = config.listen_addr()?;
     let tcp = TcpListener::bind(addr)
@@ -166,6 +176,34 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         ))
     };
     Ok(Running { local_addr, ca_pem_path, state, shutdown: Some(shutdown_tx), server, background })
+}
+
+/// Purges deleted variables whose retention ran out, hourly, in small transactions.
+fn spawn_deleted_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let hour = Duration::from_secs(3600);
+        // First sweep a minute after start, then hourly: start-up stays free of writes.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour / 60, hour);
+        loop {
+            tick.tick().await;
+            loop {
+                let vault = Arc::clone(&state.vault);
+                let now = crate::domain::unix_now();
+                let r = state
+                    .store
+                    .write(move |tx| crate::domain::secrets::history::sweep(tx, &vault, now, 500))
+                    .await;
+                match r {
+                    Ok(n) if n >= 500 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "deleted-variable sweep failed");
+                        break;
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Creates the first staff account on a start with no users, printing a generated password once.
@@ -232,6 +270,11 @@ impl Running {
         }
         for task in &self.background {
             task.abort();
+        }
+        // Wait until the aborted tasks are dropped: they hold the state (and so the data file)
+        // and a restart in the same process must find the file unlocked.
+        for task in self.background {
+            let _ = task.await;
         }
         // Requests have finished: write the queued log records and commit the index, then close.
         let logs = Arc::clone(&self.state.logs);

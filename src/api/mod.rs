@@ -5,16 +5,21 @@ pub mod audit_logs;
 pub mod auth;
 pub mod authn;
 pub mod body;
+pub mod environments;
 pub mod error;
 pub mod health;
+pub mod import_export;
 pub mod middleware;
 pub mod monitor;
 pub mod organizations;
 pub mod paging;
+pub mod projects;
 pub mod request_log;
+pub mod secrets_support;
 pub mod security;
 pub mod tags;
 pub mod validation;
+pub mod variables;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,13 +39,28 @@ use middleware::{Edge, EdgeSettings};
 pub type Apis = (
     health::HealthApi,
     (auth::AuthApi, organizations::OrganizationsApi),
+    SecretsApis,
     (monitor::MonitorApi, audit_logs::AuditLogsApi),
+);
+
+/// Projects, environments, variables, import/export.
+pub type SecretsApis = (
+    projects::ProjectsApi,
+    environments::EnvironmentsApi,
+    variables::VariablesApi,
+    import_export::ImportExportApi,
 );
 
 pub fn apis() -> Apis {
     (
         health::HealthApi,
         (auth::AuthApi, organizations::OrganizationsApi),
+        (
+            projects::ProjectsApi,
+            environments::EnvironmentsApi,
+            variables::VariablesApi,
+            import_export::ImportExportApi,
+        ),
         (monitor::MonitorApi, audit_logs::AuditLogsApi),
     )
 }

@@ -11,17 +11,18 @@ pub fn delete_organization_children(
     tx: &WriteTx,
     org_id: u64,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
-    let removed = serde_json::Map::new();
-    let _ = (tx, org_id); // Areas add their deletions here as they gain per-organization data.
+    let mut removed = serde_json::Map::new();
+    let secrets = crate::domain::secrets::cascade::delete_organization(tx, org_id)?;
+    removed.insert("projects".into(), secrets.projects.into());
+    removed.insert("environments".into(), secrets.environments.into());
+    removed.insert("variables".into(), secrets.variables.into());
     Ok(removed)
 }
 
-/// How many projects organization `org_id` has (its `project_count`). The secrets area counts
-/// its projects here once it has them.
+/// How many projects organization `org_id` has (its `project_count`).
 pub fn organization_project_count(
     tx: &impl crate::store::Reader,
     org_id: u64,
 ) -> Result<u64, crate::store::StoreError> {
-    let _ = (tx, org_id);
-    Ok(0)
+    tx.count_children(crate::store::tables::PROJECTS_BY_ORG, org_id)
 }

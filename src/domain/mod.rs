@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod dotenv;
 pub mod orgs;
 pub mod records;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 

@@ -10,4 +10,5 @@ mod foundation;
 mod foundation_more;
 mod identity;
 mod logs;
+mod secrets;
 mod storage;
