@@ -27,6 +27,8 @@ pub struct AppState {
     pub data_dir: PathBuf,
     pub started_at: Instant,
     pub instance_id: String,
+    /// The request-log pipeline and the log index.
+    pub logs: Arc<crate::logs::LogService>,
     /// Secrets: master key, opened organization data keys, history settings.
     pub vault: Arc<crate::domain::secrets::Vault>,
     /// Credential resolution and its cache.
@@ -46,6 +48,8 @@ pub enum StartError {
     Io { context: String, source: std::io::Error },
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Logs(#[from] crate::logs::IndexError),
     #[error("initial account: {0}")]
     Bootstrap(String),
 }
@@ -112,6 +116,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let (store, master, info) =
         open_store(&config, opts.master_key_file.as_deref(), opts.credentials_dir.as_deref())?;
     let data_dir = config.server.data_dir.clone();
+    let logs = crate::logs::LogService::start(&store, &data_dir, &config.logs)?;
     bootstrap_admin(&store, &opts.env, &data_dir).await?;
     let auth = crate::auth::AuthService::new().map_err(|e| StartError::Bootstrap(e.message))?;
     let state = Arc::new(AppState {
@@ -126,6 +131,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         data_dir: data_dir.clone(),
         started_at: Instant::now(),
         instance_id: info.instance_id.clone(),
+        logs: Arc::clone(&logs),
         auth,
     });
 
@@ -133,7 +139,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let ca_pem_path = data_dir.join("ca.pem");
     write_public_file(&ca_pem_path, certs.ca_pem().as_bytes())?;
 
-    let mut background = vec![spawn_deleted_sweeper(Arc::clone(&state))];
+    let mut background = vec![
+        spawn_deleted_sweeper(Arc::clone(&state)),
+        crate::logs::retention::spawn(logs, store.clone()),
+    ];
     let endpoint = crate::api::build(Arc::clone(&state));
     let addr = config.listen_addr()?;
     let tcp = TcpListener::bind(addr)
@@ -267,6 +276,9 @@ impl Running {
         for task in self.background {
             let _ = task.await;
         }
+        // Requests have finished: write the queued log records and commit the index, then close.
+        let logs = Arc::clone(&self.state.logs);
+        let _ = tokio::task::spawn_blocking(move || logs.shutdown()).await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
         tracing::info!("stopped");

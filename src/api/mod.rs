@@ -1,6 +1,7 @@
 //! The HTTP surface: poem-openapi APIs (one module per tag), the docs pages, and the layers
 //! every request passes through. Only this module imports poem.
 
+pub mod audit_logs;
 pub mod auth;
 pub mod authn;
 pub mod body;
@@ -9,9 +10,11 @@ pub mod error;
 pub mod health;
 pub mod import_export;
 pub mod middleware;
+pub mod monitor;
 pub mod organizations;
 pub mod paging;
 pub mod projects;
+pub mod request_log;
 pub mod secrets_support;
 pub mod security;
 pub mod tags;
@@ -33,7 +36,12 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (health::HealthApi, (auth::AuthApi, organizations::OrganizationsApi), SecretsApis);
+pub type Apis = (
+    health::HealthApi,
+    (auth::AuthApi, organizations::OrganizationsApi),
+    SecretsApis,
+    (monitor::MonitorApi, audit_logs::AuditLogsApi),
+);
 
 /// Projects, environments, variables, import/export.
 pub type SecretsApis = (
@@ -53,6 +61,7 @@ pub fn apis() -> Apis {
             variables::VariablesApi,
             import_export::ImportExportApi,
         ),
+        (monitor::MonitorApi, audit_logs::AuditLogsApi),
     )
 }
 
@@ -120,6 +129,7 @@ struct Docs {
 pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
     let docs = Arc::new(Docs { json: service.spec(), yaml: service.spec_yaml() });
+    let docs_json = docs.json.clone();
     let swagger = service.swagger_ui();
     let swagger_again = service.swagger_ui();
     let redoc = service.redoc();
@@ -138,10 +148,16 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/api/docs", swagger_again)
         .nest("/api/schema/redoc", redoc)
         .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
+        .nest("/cfg/grpc/monitor", monitor::alias::routes())
         .nest("/", service.into_endpoint());
     let app = authn::AuthLayer::new(
         route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state)),
         Arc::clone(&state),
     );
-    Edge::new(app, settings)
+    // The request log sits just inside `Edge` (request id, client address) and outside
+    // authentication and rate limiting, so refused requests are logged too.
+    let log_settings =
+        Arc::new(request_log::RequestLogSettings::from_spec(&docs_json, settings.request_timeout));
+    let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
+    Edge::new(logged, settings)
 }

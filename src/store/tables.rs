@@ -89,5 +89,20 @@ pub const AUDIT: RecordTable<crate::domain::audit::AuditRecord> = RecordTable::n
 pub const AUDIT_BY_ORG: IndexTable = IndexTable::new("audit_by_org");
 /// `(user id, audit id)`: the records of one actor.
 pub const AUDIT_BY_USER: IndexTable = IndexTable::new("audit_by_user");
+/// `sequence → RequestLog`: every logged request (sequence `request_log`, the writer's order).
+pub const REQUEST_LOGS: RecordTable<crate::logs::RequestLog> = RecordTable::new("request_logs");
+/// `(minute of created_at, sequence)`: request records by time, for retention.
+pub const REQUEST_LOGS_BY_MINUTE: IndexTable = IndexTable::new("request_logs_by_minute");
+/// `series id → Series`: every (service, method) pair seen in the request log.
+pub const LOG_SERIES: RecordTable<crate::logs::rollups::Series> = RecordTable::new("log_series");
+/// `"service\u{1f}method" → series id`.
+pub const LOG_SERIES_IDS: LookupTable = LookupTable::new("log_series_ids");
+/// `minute << 20 | series id → Bucket`: per-minute roll-ups.
+pub const ROLLUP_MINUTE: RecordTable<crate::logs::rollups::Bucket> =
+    RecordTable::new("rollup_minute");
+/// `hour << 20 | series id → Bucket`: per-hour roll-ups (the same data, coarser).
+pub const ROLLUP_HOUR: RecordTable<crate::logs::rollups::Bucket> = RecordTable::new("rollup_hour");
+/// `(hour, API key id)`: keys that made requests in an hour (`active_api_keys`).
+pub const LOG_KEYS_BY_HOUR: IndexTable = IndexTable::new("log_keys_by_hour");
 
 // ---- end of tables ------------------------------------------------------------------------
