@@ -211,12 +211,12 @@ def cmd_ingest_body(n, path):
 
 
 def cmd_wait_count(n, timeout):
-    """Waits until the request list counts at least n bench records; prints WAITED seconds."""
+    """Waits until the request list counts at least n records; prints WAITED seconds."""
     token = login()["token"]
     started = time.monotonic()
     while True:
         try:
-            _, r = call("GET", "/api/grpc/monitor/requests/?search=bench&page_size=1&hours=720", token=token, ok=(200,))
+            _, r = call("GET", "/api/grpc/monitor/requests/?page_size=1&hours=720", token=token, ok=(200,))
             count = r.get("count", 0) if isinstance(r, dict) else 0
         except SystemExit:
             count = 0
