@@ -111,7 +111,15 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         open_store(&config, opts.master_key_file.as_deref(), opts.credentials_dir.as_deref())?;
     let data_dir = config.server.data_dir.clone();
     bootstrap_admin(&store, &opts.env, &data_dir).await?;
-    let auth = crate::auth::AuthService::new().map_err(|e| StartError::Bootstrap(e.message))?;
+    let (jwt_store, jwt_master) = (store.clone(), master.clone());
+    let jwt = tokio::task::spawn_blocking(move || {
+        crate::auth::jwt::JwtKeys::load_or_create(&jwt_store, &jwt_master)
+    })
+    .await
+    .map_err(|e| StartError::Bootstrap(e.to_string()))?
+    .map_err(|e| StartError::Bootstrap(e.message))?;
+    let auth =
+        crate::auth::AuthService::new(jwt, &config).map_err(|e| StartError::Bootstrap(e.message))?;
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         store: store.clone(),
@@ -126,7 +134,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let ca_pem_path = data_dir.join("ca.pem");
     write_public_file(&ca_pem_path, certs.ca_pem().as_bytes())?;
 
-    let mut background = Vec::new();
+    let mut background = vec![spawn_usage_flusher(Arc::clone(&state))];
     let endpoint = crate::api::build(Arc::clone(&state));
     let addr = config.listen_addr()?;
     let tcp = TcpListener::bind(addr)
@@ -160,6 +168,19 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         ))
     };
     Ok(Running { local_addr, ca_pem_path, state, shutdown: Some(shutdown_tx), server, background })
+}
+
+/// Writes batched credential usage (API key counters, `last_used_at`) every few seconds.
+fn spawn_usage_flusher(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.auth.flush_usage(&state.store).await {
+                tracing::warn!(error = %e, "credential usage flush failed");
+            }
+        }
+    })
 }
 
 /// Creates the first staff account on a start with no users, printing a generated password once.
@@ -226,6 +247,9 @@ impl Running {
         }
         for task in &self.background {
             task.abort();
+        }
+        if let Err(e) = self.state.auth.flush_usage(&self.state.store).await {
+            tracing::warn!(error = %e, "credential usage flush failed");
         }
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;

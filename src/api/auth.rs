@@ -16,7 +16,10 @@ use crate::api::middleware::RequestContext;
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::app::AppState;
-use crate::auth::{digest_of, new_login_token, new_session_secret, passwords, SESSION_COOKIE};
+use crate::auth::issue::choose_company;
+use crate::auth::{
+    digest_of, new_login_token, new_session_secret, passwords, PasswordCheck, SESSION_COOKIE,
+};
 use crate::crypto::Secret;
 use crate::domain::accounts::{self, NewUser, ProfilePatch, Registration, TokenGrant};
 use crate::domain::audit::{self, AuditEvent};
@@ -110,6 +113,8 @@ pub struct LoginRequest {
     /// Username (or email) of the account, instead of `email`.
     pub username: Option<String>,
     pub password: String,
+    /// The organization the JWTs speak for (default: the user's first).
+    pub company_id: Option<u64>,
 }
 
 #[derive(Debug, Object)]
@@ -127,6 +132,10 @@ pub struct LoginResponse {
     pub token: String,
     pub user: UserBody,
     pub organizations: Vec<OrganizationRole>,
+    /// A JWT access token (`Authorization: Bearer …`).
+    pub access: String,
+    /// A JWT refresh token for `/api/auth/token/refresh/`.
+    pub refresh: String,
 }
 
 #[derive(ApiResponse)]
@@ -154,6 +163,36 @@ pub struct ProfileUpdateRequest {
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub username: Option<String>,
+}
+
+/// Checks a login form's credentials (lockout, audit of failures); the user on success.
+pub(crate) async fn password_login(
+    state: &AppState,
+    ident: &str,
+    password: String,
+    ip: Option<IpAddr>,
+) -> ApiResult<User> {
+    if ident.trim().is_empty() {
+        return Err(Error::invalid("email", "This field is required.").into());
+    }
+    if password.is_empty() {
+        return Err(Error::invalid("password", "This field is required.").into());
+    }
+    let checked = state.auth.check_password(&state.store, ident, Secret::new(password)).await?;
+    let known = match checked {
+        PasswordCheck::Ok(user) => return Ok(user),
+        PasswordCheck::Wrong(known) => known,
+        PasswordCheck::Locked(secs) => {
+            return Err(Error::rate_limited(secs)
+                .with_details(serde_json::Value::String(format!(
+                    "Too many failed login attempts. Try again in {secs} seconds."
+                )))
+                .into())
+        }
+    };
+    let ident = ident.to_string();
+    state.store.write(move |tx| accounts::record_login_failed(tx, &ident, known, ip)).await?;
+    Err(Error::unauthenticated("Invalid credentials").into())
 }
 
 fn session_cookie(secret: &str, max_age: u64) -> String {
@@ -238,56 +277,48 @@ impl AuthApi {
         body: OptionalJson<LoginRequest>,
     ) -> ApiResult<LoginResult> {
         let ip = client_ip(req);
-        let (user_id, via) = match body.0 {
+        let (user, via, requested) = match body.0 {
             Some(b) => {
                 let ident = b.email.or(b.username).unwrap_or_default();
-                if ident.trim().is_empty() {
-                    return Err(Error::invalid("email", "This field is required.").into());
-                }
-                let checked = state
-                    .auth
-                    .check_password(&state.store, &ident, Secret::new(b.password))
-                    .await?;
-                match checked {
-                    Ok(user) => (user.id, "password"),
-                    Err(known) => {
-                        let ident = ident.clone();
-                        state
-                            .store
-                            .write(move |tx| accounts::record_login_failed(tx, &ident, known, ip))
-                            .await?;
-                        return Err(Error::unauthenticated("Invalid credentials").into());
-                    }
-                }
+                (password_login(&state, &ident, b.password, ip).await?, "password", b.company_id)
             }
-            None => {
-                match req.extensions().get::<Principal>() {
-                    Some(p) if p.credential == CredentialKind::Basic => (p.user_id, "basic"),
-                    _ => return Err(Error::invalid(
+            None => match req.extensions().get::<Principal>() {
+                Some(p) if p.credential == CredentialKind::Basic => {
+                    let id = p.user_id;
+                    let user = state
+                        .store
+                        .read(|tx| tx.get(USERS, id))?
+                        .ok_or_else(|| ApiError(Error::unauthenticated("Invalid credentials")))?;
+                    (user, "basic", None)
+                }
+                _ => {
+                    return Err(Error::invalid(
                         "non_field_errors",
                         "Send {email or username, password} as JSON, or HTTP Basic credentials.",
                     )
-                    .into()),
+                    .into())
                 }
-            }
+            },
         };
+        let now = unix_now();
+        let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
+        let company = choose_company(&memberships, requested)?;
+        let pair = state.auth.issue_pair(&user, company, now)?;
         let token = new_login_token()?;
         let session = new_session_secret()?;
         let hours = state.config.auth.session_hours;
-        let session_expiry = unix_now()
-            .saturating_add(i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2));
+        let session_expiry =
+            now.saturating_add(i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2));
         let grants = vec![
-            TokenGrant {
-                digest: digest_of(token.expose()),
-                kind: TokenKind::Token,
-                expires_at: None,
-            },
+            TokenGrant { digest: digest_of(token.expose()), kind: TokenKind::Token, expires_at: None },
             TokenGrant {
                 digest: digest_of(session.expose()),
                 kind: TokenKind::Session,
                 expires_at: Some(session_expiry),
             },
+            pair.refresh_grant.clone(),
         ];
+        let user_id = user.id;
         let user = state
             .store
             .write(move |tx| accounts::record_login(tx, user_id, &grants, via, ip))
@@ -300,6 +331,8 @@ impl AuthApi {
                 token: token.into_inner(),
                 user: UserBody::from(&user),
                 organizations,
+                access: pair.access.into_inner(),
+                refresh: pair.refresh.into_inner(),
             }),
             cookie,
         ))

@@ -1,6 +1,7 @@
 //! The HTTP surface: poem-openapi APIs (one module per tag), the docs pages, and the layers
 //! every request passes through. Only this module imports poem.
 
+pub mod api_keys;
 pub mod auth;
 pub mod authn;
 pub mod body;
@@ -9,8 +10,11 @@ pub mod health;
 pub mod middleware;
 pub mod organizations;
 pub mod paging;
+pub mod pats;
 pub mod security;
+pub mod staff_keys;
 pub mod tags;
+pub mod tokens;
 pub mod validation;
 
 use std::collections::HashMap;
@@ -28,10 +32,52 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (health::HealthApi, (auth::AuthApi, organizations::OrganizationsApi));
+pub type Apis = (health::HealthApi, IdentityApis);
+
+/// The identity area's APIs.
+pub type IdentityApis = (
+    auth::AuthApi,
+    tokens::TokenApi,
+    organizations::OrganizationsApi,
+    api_keys::ApiKeysApi,
+    staff_keys::StaffApiKeysApi,
+    pats::PatsApi,
+);
 
 pub fn apis() -> Apis {
-    (health::HealthApi, (auth::AuthApi, organizations::OrganizationsApi))
+    (
+        health::HealthApi,
+        (
+            auth::AuthApi,
+            tokens::TokenApi,
+            organizations::OrganizationsApi,
+            api_keys::ApiKeysApi,
+            staff_keys::StaffApiKeysApi,
+            pats::PatsApi,
+        ),
+    )
+}
+
+/// Serves a path of the document under another prefix (django-cfg's real `/cfg/grpc/…`
+/// mount beside the documented `/api/grpc/…`), without adding it to the document.
+struct Alias<E> {
+    from: &'static str,
+    to: &'static str,
+    inner: Arc<E>,
+}
+
+impl<E: Endpoint> Endpoint for Alias<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: poem::Request) -> poem::Result<Self::Output> {
+        let path = req.uri().path();
+        let rest = path.strip_prefix(self.from).unwrap_or(path);
+        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        let target = format!("{}{rest}{query}", self.to);
+        let uri = target.parse().map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
+        *req.uri_mut() = uri;
+        self.inner.call(req).await
+    }
 }
 
 /// The OpenAPI service (document title, version, and every operation).
@@ -110,13 +156,18 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             state.config.server.request_timeout_seconds,
         ),
     });
+    let api = Arc::new(service.into_endpoint());
     let route = Route::new()
         .at("/api/schema", get(schema_endpoint.data(docs)))
         .nest("/api/schema/swagger-ui", swagger)
         .nest("/api/docs", swagger_again)
         .nest("/api/schema/redoc", redoc)
         .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
-        .nest("/", service.into_endpoint());
+        .nest_no_strip(
+            "/cfg/grpc/api-keys",
+            Alias { from: "/cfg/grpc/api-keys", to: "/api/grpc/api-keys", inner: Arc::clone(&api) },
+        )
+        .nest("/", api);
     let app = authn::AuthLayer::new(
         route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state)),
         Arc::clone(&state),

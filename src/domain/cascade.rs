@@ -11,8 +11,13 @@ pub fn delete_organization_children(
     tx: &WriteTx,
     org_id: u64,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
-    let removed = serde_json::Map::new();
-    let _ = (tx, org_id); // Areas add their deletions here as they gain per-organization data.
+    let mut removed = serde_json::Map::new();
+    // Areas add their deletions here as they gain per-organization data.
+    removed.insert("api_keys".into(), crate::domain::api_keys::delete_for_org(tx, org_id)?.into());
+    removed.insert(
+        "personal_access_tokens".into(),
+        crate::domain::pats::revoke_for_org(tx, org_id)?.into(),
+    );
     Ok(removed)
 }
 
