@@ -118,8 +118,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     .await
     .map_err(|e| StartError::Bootstrap(e.to_string()))?
     .map_err(|e| StartError::Bootstrap(e.message))?;
-    let auth =
-        crate::auth::AuthService::new(jwt, &config).map_err(|e| StartError::Bootstrap(e.message))?;
+    let auth = crate::auth::AuthService::new(jwt, &config)
+        .map_err(|e| StartError::Bootstrap(e.message))?;
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         store: store.clone(),

@@ -55,6 +55,31 @@ pub enum Command {
         #[command(subcommand)]
         command: TlsCommand,
     },
+    /// Account administration while the server is stopped
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an account (with its personal organization); the password is read from stdin
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        /// Make the account staff (runs the whole appliance)
+        #[arg(long)]
+        staff: bool,
+        /// Read the password from the first line of standard input
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Give an account a new random password (printed once); its tokens and sessions end
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +126,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(())
         }
         Command::Tls { command: TlsCommand::ExportCa } => export_ca(&config),
+        Command::Admin { command } => admin(&config, &cli.common, &env, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,6 +195,24 @@ fn check(
         info.schema_version, info.instance_id
     );
     Ok(())
+}
+
+fn admin(
+    config: &Config,
+    common: &CommonArgs,
+    env: &BTreeMap<String, String>,
+    command: AdminCommand,
+) -> Result<(), String> {
+    let credentials_dir = env.get("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let (store, _, _) = crate::app::open_store(
+        config,
+        common.master_key_file.as_deref(),
+        credentials_dir.as_deref(),
+    )
+    .map_err(|e| format!("{e} (is the server running? stop it first)"))?;
+    let result = crate::auth::admin::run(&store, config, command);
+    store.close();
+    result
 }
 
 fn export_ca(config: &Config) -> Result<(), String> {

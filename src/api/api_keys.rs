@@ -148,10 +148,17 @@ fn fresh_key() -> Result<(String, String, String), Error> {
 impl ApiKeysApi {
     /// Create an API key; the key is in the response this once.
     #[oai(path = "/api/api-keys/", method = "post", operation_id = "api_keys_create")]
-    async fn create(&self, state: Data<&Arc<AppState>>, req: &Request, auth: Authenticated, body: Json<ApiKeyCreateRequest>) -> ApiResult<ApiKeyCreated> {
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        body: Json<ApiKeyCreateRequest>,
+    ) -> ApiResult<ApiKeyCreated> {
         let p = auth.into_principal();
         let b = body.0;
-        let expires_at = b.expires_at.as_deref().map(|s| parse_time("expires_at", s)).transpose()?;
+        let expires_at =
+            b.expires_at.as_deref().map(|s| parse_time("expires_at", s)).transpose()?;
         let (digest, masked, key) = fresh_key()?;
         let new = NewApiKey {
             name: b.name,
@@ -170,24 +177,43 @@ impl ApiKeysApi {
 
     /// The caller's API keys, newest first.
     #[oai(path = "/api/api-keys/", method = "get", operation_id = "api_keys_list")]
-    async fn list(&self, state: Data<&Arc<AppState>>, req: &Request, auth: Authenticated, page: Query<Option<u64>>, page_size: Query<Option<u64>>) -> ApiResult<Json<Page<ApiKeyBody>>> {
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        page: Query<Option<u64>>,
+        page_size: Query<Option<u64>>,
+    ) -> ApiResult<Json<Page<ApiKeyBody>>> {
         let pr = PageRequest::new(page.0, page_size.0)?;
         let all = state.store.read(|tx| api_keys::list_own(tx, auth.principal().user_id))?;
         let total = all.len() as u64;
-        let results = pr.slice(all).into_iter().map(|k| ApiKeyBody::new(&with_pending(&state, k))).collect();
+        let results =
+            pr.slice(all).into_iter().map(|k| ApiKeyBody::new(&with_pending(&state, k))).collect();
         Ok(Json(pr.build(req, total, results)?))
     }
 
     /// One of the caller's API keys.
     #[oai(path = "/api/api-keys/:id/", method = "get", operation_id = "api_keys_retrieve")]
-    async fn retrieve(&self, state: Data<&Arc<AppState>>, auth: Authenticated, id: Path<u64>) -> ApiResult<Json<ApiKeyBody>> {
+    async fn retrieve(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Authenticated,
+        id: Path<u64>,
+    ) -> ApiResult<Json<ApiKeyBody>> {
         let k = state.store.read(|tx| api_keys::get_own(tx, auth.principal().user_id, id.0))?;
         Ok(Json(ApiKeyBody::new(&with_pending(&state, k))))
     }
 
     /// Revoke an API key (for good).
     #[oai(path = "/api/api-keys/:id/", method = "delete", operation_id = "api_keys_destroy")]
-    async fn destroy(&self, state: Data<&Arc<AppState>>, req: &Request, auth: Authenticated, id: Path<u64>) -> ApiResult<Deleted> {
+    async fn destroy(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        id: Path<u64>,
+    ) -> ApiResult<Deleted> {
         let p = auth.into_principal();
         let actor = Actor::from_principal(&p, client_ip(req));
         let id = id.0;
@@ -197,14 +223,28 @@ impl ApiKeysApi {
     }
 
     /// Replace the key's secret; the old one works for `grace_seconds` more.
-    #[oai(path = "/api/api-keys/:id/rotate/", method = "post", operation_id = "api_keys_rotate_create")]
-    async fn rotate(&self, state: Data<&Arc<AppState>>, req: &Request, auth: Authenticated, id: Path<u64>, body: OptionalJson<ApiKeyRotateRequest>) -> ApiResult<Json<ApiKeyWithSecret>> {
+    #[oai(
+        path = "/api/api-keys/:id/rotate/",
+        method = "post",
+        operation_id = "api_keys_rotate_create"
+    )]
+    async fn rotate(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        id: Path<u64>,
+        body: OptionalJson<ApiKeyRotateRequest>,
+    ) -> ApiResult<Json<ApiKeyWithSecret>> {
         let p = auth.into_principal();
         let grace = body.0.and_then(|b| b.grace_seconds).unwrap_or(0);
         let (digest, masked, key) = fresh_key()?;
         let actor = Actor::from_principal(&p, client_ip(req));
         let id = id.0;
-        let k = state.store.write(move |tx| api_keys::rotate(tx, &p, &actor, id, &digest, &masked, grace)).await?;
+        let k = state
+            .store
+            .write(move |tx| api_keys::rotate(tx, &p, &actor, id, &digest, &masked, grace))
+            .await?;
         state.auth.invalidate();
         Ok(Json(ApiKeyWithSecret { key, api_key: ApiKeyBody::new(&with_pending(&state, k)) }))
     }

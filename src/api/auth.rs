@@ -8,7 +8,6 @@ use poem::web::Data;
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde_json::json;
 
 use crate::api::body::OptionalJson;
 use crate::api::error::{ApiError, ApiResult};
@@ -22,7 +21,6 @@ use crate::auth::{
 };
 use crate::crypto::Secret;
 use crate::domain::accounts::{self, NewUser, ProfilePatch, Registration, TokenGrant};
-use crate::domain::audit::{self, AuditEvent};
 use crate::domain::credentials::TokenKind;
 use crate::domain::records::User;
 use crate::domain::{rfc3339_from_unix, unix_now, CredentialKind, Error, Principal};
@@ -282,23 +280,22 @@ impl AuthApi {
                 let ident = b.email.or(b.username).unwrap_or_default();
                 (password_login(&state, &ident, b.password, ip).await?, "password", b.company_id)
             }
-            None => match req.extensions().get::<Principal>() {
-                Some(p) if p.credential == CredentialKind::Basic => {
-                    let id = p.user_id;
-                    let user = state
-                        .store
-                        .read(|tx| tx.get(USERS, id))?
-                        .ok_or_else(|| ApiError(Error::unauthenticated("Invalid credentials")))?;
-                    (user, "basic", None)
-                }
-                _ => {
-                    return Err(Error::invalid(
+            None => {
+                match req.extensions().get::<Principal>() {
+                    Some(p) if p.credential == CredentialKind::Basic => {
+                        let id = p.user_id;
+                        let user = state.store.read(|tx| tx.get(USERS, id))?.ok_or_else(|| {
+                            ApiError(Error::unauthenticated("Invalid credentials"))
+                        })?;
+                        (user, "basic", None)
+                    }
+                    _ => return Err(Error::invalid(
                         "non_field_errors",
                         "Send {email or username, password} as JSON, or HTTP Basic credentials.",
                     )
-                    .into())
+                    .into()),
                 }
-            },
+            }
         };
         let now = unix_now();
         let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
@@ -310,7 +307,11 @@ impl AuthApi {
         let session_expiry =
             now.saturating_add(i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2));
         let grants = vec![
-            TokenGrant { digest: digest_of(token.expose()), kind: TokenKind::Token, expires_at: None },
+            TokenGrant {
+                digest: digest_of(token.expose()),
+                kind: TokenKind::Token,
+                expires_at: None,
+            },
             TokenGrant {
                 digest: digest_of(session.expose()),
                 kind: TokenKind::Session,
@@ -348,8 +349,14 @@ impl AuthApi {
     ) -> ApiResult<LogoutResult> {
         let p = auth.into_principal();
         let mut ids = Vec::new();
-        match p.credential {
-            CredentialKind::Token { id } | CredentialKind::Session { id } => ids.push(id),
+        let mut deny = None;
+        match &p.credential {
+            CredentialKind::Token { id } | CredentialKind::Session { id } => ids.push(*id),
+            CredentialKind::Jwt { jti } => {
+                let lifetime = state.config.auth.access_token_minutes.saturating_mul(60);
+                let until = unix_now() + i64::try_from(lifetime).unwrap_or(86_400);
+                deny = Some((jti.clone(), until));
+            }
             _ => {}
         }
         if let Some(c) = crate::api::authn::cookie_value(req, SESSION_COOKIE) {
@@ -360,34 +367,11 @@ impl AuthApi {
                 }
             }
         }
-        if ids.is_empty() {
+        if ids.is_empty() && deny.is_none() {
             return Err(Error::invalid("non_field_errors", "No active session found").into());
         }
-        let ip = client_ip(req);
-        let actor = crate::domain::audit::Actor::from_principal(&p, ip);
-        state
-            .store
-            .write(move |tx| -> Result<(), Error> {
-                let mut revoked = 0;
-                for id in &ids {
-                    if accounts::revoke_token(tx, *id)? {
-                        revoked += 1;
-                    }
-                }
-                audit::record(
-                    tx,
-                    AuditEvent {
-                        actor: &actor,
-                        organization_id: None,
-                        action: "user_logout",
-                        target_type: "user",
-                        target_id: actor.user_id.unwrap_or_default().to_string(),
-                        details: json!({"logout": true, "revoked": revoked}),
-                    },
-                )?;
-                Ok(())
-            })
-            .await?;
+        let actor = crate::domain::audit::Actor::from_principal(&p, client_ip(req));
+        state.store.write(move |tx| accounts::logout(tx, &actor, &ids, deny.clone())).await?;
         state.auth.invalidate();
         Ok(LogoutResult::Ok(
             Json(MessageResponse { message: "Successfully logged out".into() }),

@@ -96,16 +96,28 @@ pub struct PatList {
 #[OpenApi(tag = "ApiTags::PersonalAccessTokens")]
 impl PatsApi {
     /// Create a personal access token; `access_token` is shown this once.
-    #[oai(path = "/api/v1/personal-access-tokens", method = "post", operation_id = "personal_access_tokens_create")]
-    async fn create(&self, state: Data<&Arc<AppState>>, req: &Request, auth: Authenticated, body: Json<PatCreateRequest>) -> ApiResult<PatCreateResult> {
+    #[oai(
+        path = "/api/v1/personal-access-tokens",
+        method = "post",
+        operation_id = "personal_access_tokens_create"
+    )]
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        body: Json<PatCreateRequest>,
+    ) -> ApiResult<PatCreateResult> {
         let p = auth.into_principal();
         let b = body.0;
         let days = b.expires_in_days.unwrap_or(state.config.auth.pat_lifetime_days);
         if !(1..=3650).contains(&days) {
             return Err(Error::invalid("expires_in_days", "Must be between 1 and 3650.").into());
         }
-        let company = choose_company(&p.memberships, b.company_id.or(p.company_id))?
-            .ok_or_else(|| ApiError(Error::invalid("company_id", "Missing company_id parameter.")))?;
+        let company =
+            choose_company(&p.memberships, b.company_id.or(p.company_id))?.ok_or_else(|| {
+                ApiError(Error::invalid("company_id", "Missing company_id parameter."))
+            })?;
         let now = unix_now();
         let new = NewPat {
             name: b.name.unwrap_or_default().trim().to_string(),
@@ -115,37 +127,86 @@ impl PatsApi {
             expires_at: now + i64::try_from(days * 86_400).unwrap_or(86_400),
             jti: new_jti()?,
         };
-        let user = state.store.read(|tx| tx.get(USERS, p.user_id))?.ok_or_else(|| ApiError(Error::not_found("User")))?;
+        let user = state
+            .store
+            .read(|tx| tx.get(USERS, p.user_id))?
+            .ok_or_else(|| ApiError(Error::not_found("User")))?;
         let actor = Actor::from_principal(&p, client_ip(req));
         let row = state.store.write(move |tx| pats::create(tx, &p, &actor, &new)).await?;
-        let token = state.auth.issue_pat(&user, company, row.id, &row.jti, row.read_only, row.access_global_metrics, now, row.expires_at)?;
-        Ok(PatCreateResult::Created(Json(PatCreated { token: PatBody::new(&state, &row), access_token: token.into_inner() })))
+        let token = state.auth.issue_pat(
+            &user,
+            company,
+            row.id,
+            &row.jti,
+            row.read_only,
+            row.access_global_metrics,
+            now,
+            row.expires_at,
+        )?;
+        Ok(PatCreateResult::Created(Json(PatCreated {
+            token: PatBody::new(&state, &row),
+            access_token: token.into_inner(),
+        })))
     }
 
     /// The caller's personal access tokens, newest first.
-    #[oai(path = "/api/v1/personal-access-tokens", method = "get", operation_id = "personal_access_tokens_list")]
-    async fn list(&self, state: Data<&Arc<AppState>>, auth: Authenticated) -> ApiResult<Json<PatList>> {
+    #[oai(
+        path = "/api/v1/personal-access-tokens",
+        method = "get",
+        operation_id = "personal_access_tokens_list"
+    )]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Authenticated,
+    ) -> ApiResult<Json<PatList>> {
         let rows = state.store.read(|tx| pats::list_own(tx, auth.principal().user_id))?;
         Ok(Json(PatList { results: rows.iter().map(|t| PatBody::new(&state, t)).collect() }))
     }
 
     /// Revoke a personal access token (immediately).
-    #[oai(path = "/api/v1/personal-access-tokens/:id", method = "delete", operation_id = "personal_access_tokens_destroy")]
-    async fn destroy(&self, state: Data<&Arc<AppState>>, req: &Request, auth: Authenticated, id: Path<u64>) -> ApiResult<Deleted> {
+    #[oai(
+        path = "/api/v1/personal-access-tokens/:id",
+        method = "delete",
+        operation_id = "personal_access_tokens_destroy"
+    )]
+    async fn destroy(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        id: Path<u64>,
+    ) -> ApiResult<Deleted> {
         self.revoke_inner(&state, req, auth, id.0).await?;
         Ok(Deleted::NoContent)
     }
 
     /// ShellUI's revoke action: the revoked row.
-    #[oai(path = "/api/v1/personal-access-tokens/:id/revoke", method = "post", operation_id = "personal_access_tokens_revoke_create")]
-    async fn revoke(&self, state: Data<&Arc<AppState>>, req: &Request, auth: Authenticated, id: Path<u64>) -> ApiResult<Json<PatBody>> {
+    #[oai(
+        path = "/api/v1/personal-access-tokens/:id/revoke",
+        method = "post",
+        operation_id = "personal_access_tokens_revoke_create"
+    )]
+    async fn revoke(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        id: Path<u64>,
+    ) -> ApiResult<Json<PatBody>> {
         let row = self.revoke_inner(&state, req, auth, id.0).await?;
         Ok(Json(PatBody::new(&state, &row)))
     }
 }
 
 impl PatsApi {
-    async fn revoke_inner(&self, state: &AppState, req: &Request, auth: Authenticated, id: u64) -> ApiResult<PersonalAccessToken> {
+    async fn revoke_inner(
+        &self,
+        state: &AppState,
+        req: &Request,
+        auth: Authenticated,
+        id: u64,
+    ) -> ApiResult<PersonalAccessToken> {
         let p = auth.into_principal();
         let actor = Actor::from_principal(&p, client_ip(req));
         let row = state.store.write(move |tx| pats::revoke(tx, &p, &actor, id)).await?;

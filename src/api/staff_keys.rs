@@ -99,7 +99,9 @@ impl StaffApiKeysApi {
     ) -> ApiResult<Json<Page<StaffApiKey>>> {
         let pr = PageRequest::new(page.0, page_size.0)?;
         let filter = StaffFilter {
-            is_active: is_active.0.map(|v| matches!(v.to_lowercase().as_str(), "true" | "1" | "yes")),
+            is_active: is_active
+                .0
+                .map(|v| matches!(v.to_lowercase().as_str(), "true" | "1" | "yes")),
             key_type: key_type.0,
             user_id: user_id.0,
         };
@@ -115,14 +117,23 @@ impl StaffApiKeysApi {
     }
 
     /// Key statistics (staff only).
-    #[oai(path = "/api/grpc/api-keys/stats/", method = "get", operation_id = "grpc_api_keys_stats_retrieve")]
-    async fn stats(&self, state: Data<&Arc<AppState>>, auth: Authenticated) -> ApiResult<Json<ApiKeyStats>> {
+    #[oai(
+        path = "/api/grpc/api-keys/stats/",
+        method = "get",
+        operation_id = "grpc_api_keys_stats_retrieve"
+    )]
+    async fn stats(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Authenticated,
+    ) -> ApiResult<Json<ApiKeyStats>> {
         let p = auth.principal();
         let s = state.store.read(|tx| -> Result<_, Error> {
             let mut s = api_keys::stats(tx, p)?;
             // Counted but not yet flushed.
             for k in api_keys::list_all(tx, p, &StaffFilter::default())? {
-                s.total_requests += state.auth.pending_api_key_usage(k.id).values().map(|(n, _)| n).sum::<u64>();
+                s.total_requests +=
+                    state.auth.pending_api_key_usage(k.id).values().map(|(n, _)| n).sum::<u64>();
             }
             Ok(s)
         })?;
@@ -136,8 +147,17 @@ impl StaffApiKeysApi {
     }
 
     /// One API key (staff only).
-    #[oai(path = "/api/grpc/api-keys/:id/", method = "get", operation_id = "grpc_api_keys_retrieve")]
-    async fn retrieve(&self, state: Data<&Arc<AppState>>, auth: Authenticated, id: Path<u64>) -> ApiResult<Json<StaffApiKey>> {
+    #[oai(
+        path = "/api/grpc/api-keys/:id/",
+        method = "get",
+        operation_id = "grpc_api_keys_retrieve"
+    )]
+    async fn retrieve(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Authenticated,
+        id: Path<u64>,
+    ) -> ApiResult<Json<StaffApiKey>> {
         auth.principal().require_staff()?;
         let v = state.store.read(|tx| -> Result<_, Error> {
             let k = tx.get(API_KEYS, id.0)?.ok_or_else(|| Error::not_found("API key"))?;

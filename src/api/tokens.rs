@@ -103,8 +103,16 @@ impl TokenApi {
     }
 
     /// Exchange a refresh token for a new pair; the old refresh token stops working.
-    #[oai(path = "/api/auth/token/refresh/", method = "post", operation_id = "auth_token_refresh_create")]
-    async fn refresh(&self, state: Data<&Arc<AppState>>, body: Json<TokenRefreshRequest>) -> ApiResult<Json<TokenPair>> {
+    #[oai(
+        path = "/api/auth/token/refresh/",
+        method = "post",
+        operation_id = "auth_token_refresh_create"
+    )]
+    async fn refresh(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<TokenRefreshRequest>,
+    ) -> ApiResult<Json<TokenPair>> {
         let now = unix_now();
         let claims = state.auth.jwt.verify(&body.0.refresh, now).map_err(|_| token_invalid())?;
         if claims.token_type != "refresh" {
@@ -117,7 +125,8 @@ impl TokenApi {
             .ok_or_else(token_invalid)?;
         let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
         // The organization stays the same while the user still belongs to it.
-        let company = choose_company(&memberships, claims.company_id).or_else(|_| choose_company(&memberships, None))?;
+        let company = choose_company(&memberships, claims.company_id)
+            .or_else(|_| choose_company(&memberships, None))?;
         let pair = state.auth.issue_pair(&user, company, now)?;
         let (old_digest, grant) = (digest_of(&claims.jti), pair.refresh_grant.clone());
         state
@@ -139,8 +148,16 @@ impl TokenApi {
     }
 
     /// Check a token: `{}` when valid, 401 otherwise.
-    #[oai(path = "/api/auth/token/verify/", method = "post", operation_id = "auth_token_verify_create")]
-    async fn verify(&self, state: Data<&Arc<AppState>>, body: Json<TokenVerifyRequest>) -> ApiResult<Json<BTreeMap<String, String>>> {
+    #[oai(
+        path = "/api/auth/token/verify/",
+        method = "post",
+        operation_id = "auth_token_verify_create"
+    )]
+    async fn verify(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<TokenVerifyRequest>,
+    ) -> ApiResult<Json<BTreeMap<String, String>>> {
         let token = body.0.token;
         let claims = state.auth.jwt.verify(&token, unix_now()).map_err(|_| token_invalid())?;
         let valid = match claims.token_type.as_str() {
@@ -150,7 +167,11 @@ impl TokenApi {
                 .is_some(),
             _ => state
                 .auth
-                .authenticate(&state.store, crate::auth::Presented::Bearer(Secret::new(token)), None)
+                .authenticate(
+                    &state.store,
+                    crate::auth::Presented::Bearer(Secret::new(token)),
+                    None,
+                )
                 .await
                 .is_ok(),
         };
@@ -162,7 +183,11 @@ impl TokenApi {
 
     /// Change the caller's password; every other token, session and refresh token of the
     /// account stops working.
-    #[oai(path = "/api/auth/password/change/", method = "post", operation_id = "auth_password_change_create")]
+    #[oai(
+        path = "/api/auth/password/change/",
+        method = "post",
+        operation_id = "auth_password_change_create"
+    )]
     async fn password_change(
         &self,
         state: Data<&Arc<AppState>>,
@@ -176,17 +201,27 @@ impl TokenApi {
         let confirm = b.new_password2.or(b.confirm_password);
         let min = usize::try_from(state.config.auth.password_min_length).unwrap_or(10);
         if new.chars().count() < min {
-            return Err(Error::invalid("new_password", format!("Ensure this field has at least {min} characters.")).into());
+            return Err(Error::invalid(
+                "new_password",
+                format!("Ensure this field has at least {min} characters."),
+            )
+            .into());
         }
         if new.len() > 1024 || new.eq_ignore_ascii_case(&p.email) {
             return Err(Error::invalid("new_password", "Choose a different password.").into());
         }
         if confirm.is_some_and(|c| c != new) {
-            return Err(Error::invalid("new_password2", "The two password fields didn't match.").into());
+            return Err(
+                Error::invalid("new_password2", "The two password fields didn't match.").into()
+            );
         }
         let hash = state.store.read(|tx| tx.get(USERS, p.user_id))?.map(|u| u.password_hash);
         if !passwords::verify(hash, Secret::new(b.old_password)).await {
-            return Err(Error::invalid("old_password", "Your old password was entered incorrectly.").into());
+            return Err(Error::invalid(
+                "old_password",
+                "Your old password was entered incorrectly.",
+            )
+            .into());
         }
         let new_hash = passwords::hash(Secret::new(new)).await?;
         let keep = match p.credential {
@@ -195,7 +230,10 @@ impl TokenApi {
         };
         let actor = Actor::from_principal(&p, client_ip(req));
         let user_id = p.user_id;
-        state.store.write(move |tx| accounts::change_password(tx, user_id, &new_hash, keep, &actor)).await?;
+        state
+            .store
+            .write(move |tx| accounts::change_password(tx, user_id, &new_hash, keep, &actor))
+            .await?;
         state.auth.invalidate();
         Ok(Json(DetailResponse { detail: "New password has been saved.".into() }))
     }

@@ -25,7 +25,10 @@ pub fn new_jti() -> Result<String, Error> {
 
 /// The organization a token speaks for: the one asked for (if the user belongs to it), else
 /// the user's first.
-pub fn choose_company(memberships: &BTreeMap<u64, Role>, requested: Option<u64>) -> Result<Option<u64>, Error> {
+pub fn choose_company(
+    memberships: &BTreeMap<u64, Role>,
+    requested: Option<u64>,
+) -> Result<Option<u64>, Error> {
     match requested {
         Some(org) if memberships.contains_key(&org) => Ok(Some(org)),
         Some(_) => Err(Error::forbidden("Forbidden for this company.")),
@@ -34,7 +37,14 @@ pub fn choose_company(memberships: &BTreeMap<u64, Role>, requested: Option<u64>)
 }
 
 impl AuthService {
-    fn claims(&self, user: &User, company_id: Option<u64>, token_type: &str, lifetime: i64, now: i64) -> Result<Claims, Error> {
+    fn claims(
+        &self,
+        user: &User,
+        company_id: Option<u64>,
+        token_type: &str,
+        lifetime: i64,
+        now: i64,
+    ) -> Result<Claims, Error> {
         Ok(Claims {
             token_type: token_type.to_string(),
             sub: user.id.to_string(),
@@ -52,11 +62,18 @@ impl AuthService {
     }
 
     /// Signs an access token and a refresh token for `user`.
-    pub fn issue_pair(&self, user: &User, company_id: Option<u64>, now: i64) -> Result<IssuedPair, Error> {
-        let access_secs = i64::try_from(self.config.access_token_minutes.saturating_mul(60)).unwrap_or(900);
+    pub fn issue_pair(
+        &self,
+        user: &User,
+        company_id: Option<u64>,
+        now: i64,
+    ) -> Result<IssuedPair, Error> {
+        let access_secs =
+            i64::try_from(self.config.access_token_minutes.saturating_mul(60)).unwrap_or(900);
         let refresh_secs =
             i64::try_from(self.config.refresh_token_days.saturating_mul(86_400)).unwrap_or(604_800);
-        let access = self.jwt.sign(&self.claims(user, company_id, "access", access_secs, now)?)?;
+        let access =
+            self.jwt.sign(&self.claims(user, company_id, "access", access_secs, now)?)?;
         let refresh_claims = self.claims(user, company_id, "refresh", refresh_secs, now)?;
         let refresh = self.jwt.sign(&refresh_claims)?;
         Ok(IssuedPair {

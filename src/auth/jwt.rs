@@ -69,8 +69,9 @@ impl JwtKeys {
         let bytes = master
             .open(AAD, &sealed)
             .map_err(|e| Error::internal(format!("jwt signing key: {e}")))?;
-        let bytes: [u8; KEY_LEN] =
-            bytes.try_into().map_err(|_| Error::internal("jwt signing key has the wrong length"))?;
+        let bytes: [u8; KEY_LEN] = bytes
+            .try_into()
+            .map_err(|_| Error::internal("jwt signing key has the wrong length"))?;
         Ok(Self::from_secret(&SecretKey::from_bytes(bytes)))
     }
 
@@ -155,7 +156,8 @@ mod tests {
         let forged = B64.encode(serde_json::to_vec(&Claims { user_id: 1, ..claims(100) }).unwrap());
         parts[1] = &forged;
         assert!(keys.verify(&parts.join("."), 50).is_err(), "payload swap");
-        let none_alg = format!("{}.{}.", B64.encode(br#"{"alg":"none"}"#), t.split('.').nth(1).unwrap());
+        let none_alg =
+            format!("{}.{}.", B64.encode(br#"{"alg":"none"}"#), t.split('.').nth(1).unwrap());
         assert!(keys.verify(&none_alg, 50).is_err(), "alg none");
         assert!(keys.verify("a.b", 50).is_err());
         assert!(keys.verify("a.b.c.d", 50).is_err());

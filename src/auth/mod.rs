@@ -3,6 +3,7 @@
 //! entries die with every identity mutation (a generation counter), so a revoked token, a
 //! removed membership or a changed password takes effect on the next request.
 
+pub mod admin;
 pub mod bootstrap;
 pub mod issue;
 pub mod jwt;
@@ -156,7 +157,10 @@ impl AuthService {
             basic_key: SecretKey::generate().map_err(|e| Error::internal(e.to_string()))?,
             jwt,
             limiter: ratelimit::RateLimiter::new(config.rate_limit.clone()),
-            lockout: lockout::Lockout::new(config.auth.lockout_failures, config.auth.lockout_minutes),
+            lockout: lockout::Lockout::new(
+                config.auth.lockout_failures,
+                config.auth.lockout_minutes,
+            ),
             usage: Mutex::new(Usage::default()),
             config: config.auth.clone(),
         }))
@@ -195,7 +199,8 @@ impl AuthService {
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
         }
-        let entry = Cached { generation, principal: principal.clone(), expires_at, limits: limits.clone() };
+        let entry =
+            Cached { generation, principal: principal.clone(), expires_at, limits: limits.clone() };
         cache.insert(key, entry);
     }
 
@@ -220,9 +225,13 @@ impl AuthService {
             Presented::Bearer(s) if jwt::looks_like_jwt(s.expose()) => {
                 self.resolve_jwt(store, s.expose())?
             }
-            Presented::Bearer(s) | Presented::ApiKey(s) => self.resolve_api_key(store, s.expose())?,
+            Presented::Bearer(s) | Presented::ApiKey(s) => {
+                self.resolve_api_key(store, s.expose())?
+            }
         };
-        if !limits.allow.is_empty() && !ip.is_some_and(|ip| limits.allow.iter().any(|n| n.contains(&ip))) {
+        if !limits.allow.is_empty()
+            && !ip.is_some_and(|ip| limits.allow.iter().any(|n| n.contains(&ip)))
+        {
             return Err(Error::forbidden("This API key may not be used from this address."));
         }
         if let Some(u) = limits.usage {

@@ -7,7 +7,9 @@ use crate::auth::{principal_for, AuthService, Limits, UsageOf};
 use crate::crypto::{sha256, Secret};
 use crate::domain::credentials::TokenKind;
 use crate::domain::{unix_now, CredentialKind, Error, Principal};
-use crate::store::tables::{API_KEYS, API_KEYS_BY_DIGEST, JWT_DENYLIST, PATS, TOKENS, TOKENS_BY_DIGEST, USERS};
+use crate::store::tables::{
+    API_KEYS, API_KEYS_BY_DIGEST, JWT_DENYLIST, PATS, TOKENS, TOKENS_BY_DIGEST, USERS,
+};
 use crate::store::{Reader as _, Store};
 
 type Resolved = (Principal, Limits);
@@ -17,7 +19,12 @@ fn pat_error(msg: &str) -> Error {
 }
 
 impl AuthService {
-    pub(crate) fn resolve_token(&self, store: &Store, secret: &str, kind: TokenKind) -> Result<Resolved, Error> {
+    pub(crate) fn resolve_token(
+        &self,
+        store: &Store,
+        secret: &str,
+        kind: TokenKind,
+    ) -> Result<Resolved, Error> {
         let invalid = || match kind {
             TokenKind::Session => Error::unauthenticated("Invalid or expired session."),
             TokenKind::Token | TokenKind::Refresh => Error::unauthenticated("Invalid token."),
@@ -112,7 +119,8 @@ impl AuthService {
             let invalid = || Error::unauthenticated("Token is invalid or expired");
             let user = tx.get(USERS, claims.user_id)?.ok_or_else(invalid)?;
             // PATs live by their row, not by the password: only session JWTs die with it.
-            if !user.is_active || (claims.pat_id.is_none() && user.credentials_epoch != claims.cev) {
+            if !user.is_active || (claims.pat_id.is_none() && user.credentials_epoch != claims.cev)
+            {
                 return Err(invalid());
             }
             let mut limits = Limits::default();
@@ -162,7 +170,11 @@ impl AuthService {
             if !k.is_valid(now) {
                 return Ok(None);
             }
-            let Some(version) = k.versions.iter().find(|v| crate::crypto::ct_eq(v.digest.as_bytes(), digest.as_bytes())) else {
+            let Some(version) = k
+                .versions
+                .iter()
+                .find(|v| crate::crypto::ct_eq(v.digest.as_bytes(), digest.as_bytes()))
+            else {
                 return Ok(None);
             };
             if version.valid_until.is_some_and(|u| u <= now) {
@@ -172,12 +184,15 @@ impl AuthService {
             if !user.is_active {
                 return Ok(None);
             }
-            let mut p = principal_for(tx, &user, CredentialKind::ApiKey { id, name: k.name.clone() })?;
+            let mut p =
+                principal_for(tx, &user, CredentialKind::ApiKey { id, name: k.name.clone() })?;
             p.read_only = k.read_only;
             p.org_scope = k.organization;
             p.company_id = k.organization;
-            let allow = crate::domain::api_keys::parse_allowlist(&k.ip_allowlist).unwrap_or_default();
-            let limits = Limits { allow, usage: Some(UsageOf::ApiKey { id, version: version.version }) };
+            let allow =
+                crate::domain::api_keys::parse_allowlist(&k.ip_allowlist).unwrap_or_default();
+            let limits =
+                Limits { allow, usage: Some(UsageOf::ApiKey { id, version: version.version }) };
             let until = match (k.expires_at, version.valid_until) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

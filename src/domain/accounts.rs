@@ -484,3 +484,44 @@ pub fn reset_password(tx: &WriteTx, email: &str, new_hash: &str) -> Result<User,
     change_password(tx, id, new_hash, None, &Actor::system())?;
     tx.get(USERS, id)?.ok_or_else(|| Error::not_found("User"))
 }
+
+/// Logout: revokes the given tokens/sessions and every refresh token of the actor, and
+/// deny-lists an access JWT (`jti`, until its expiry).
+pub fn logout(
+    tx: &WriteTx,
+    actor: &Actor,
+    ids: &[u64],
+    deny_jti: Option<(String, i64)>,
+) -> Result<usize, Error> {
+    let user_id = actor.user_id.unwrap_or_default();
+    let mut revoked = 0;
+    for id in ids {
+        if revoke_token(tx, *id)? {
+            revoked += 1;
+        }
+    }
+    for id in tx.children(USER_TOKENS, user_id)? {
+        if tx.get(TOKENS, id)?.is_some_and(|t| t.kind == TokenKind::Refresh)
+            && revoke_token(tx, id)?
+        {
+            revoked += 1;
+        }
+    }
+    if let Some((jti, until)) = deny_jti {
+        let until = u64::try_from(until).unwrap_or(0);
+        tx.set_lookup(crate::store::tables::JWT_DENYLIST, &jti, until)?;
+        revoked += 1;
+    }
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: None,
+            action: "user_logout",
+            target_type: "user",
+            target_id: user_id.to_string(),
+            details: json!({"logout": true, "revoked": revoked}),
+        },
+    )?;
+    Ok(revoked)
+}

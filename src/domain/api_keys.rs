@@ -46,20 +46,30 @@ pub fn parse_allowlist(entries: &[String]) -> Result<Vec<ipnet::IpNet>, Error> {
             let e = e.trim();
             e.parse::<ipnet::IpNet>()
                 .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| Error::invalid("ip_allowlist", format!("'{e}' is not an IP address or CIDR.")))
+                .map_err(|_| {
+                    Error::invalid("ip_allowlist", format!("'{e}' is not an IP address or CIDR."))
+                })
         })
         .collect()
 }
 
 /// Validates and stores a new key for `p`.
-pub fn create(tx: &WriteTx, p: &Principal, actor: &Actor, new: &NewApiKey) -> Result<ApiKey, Error> {
+pub fn create(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    new: &NewApiKey,
+) -> Result<ApiKey, Error> {
     let now = unix_now();
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 255 {
         return Err(Error::invalid("name", "1-255 characters."));
     }
     if !KEY_TYPES.contains(&new.key_type.as_str()) {
-        return Err(Error::invalid("key_type", format!("Must be one of: {}.", KEY_TYPES.join(", "))));
+        return Err(Error::invalid(
+            "key_type",
+            format!("Must be one of: {}.", KEY_TYPES.join(", ")),
+        ));
     }
     let nets = parse_allowlist(&new.ip_allowlist)?;
     if new.expires_at.is_some_and(|e| e <= now) {
@@ -67,7 +77,10 @@ pub fn create(tx: &WriteTx, p: &Principal, actor: &Actor, new: &NewApiKey) -> Re
     }
     if let Some(org) = new.organization {
         if p.role_in(org).is_none() {
-            return Err(Error::invalid("organization", "You are not a member of this organization."));
+            return Err(Error::invalid(
+                "organization",
+                "You are not a member of this organization.",
+            ));
         }
     }
     let id = tx.next_id("api_keys")?;
@@ -129,7 +142,9 @@ pub fn list_own(tx: &impl Reader, user_id: u64) -> Result<Vec<ApiKey>, Error> {
 
 /// One of the caller's own keys (404 for anyone else's).
 pub fn get_own(tx: &impl Reader, user_id: u64, id: u64) -> Result<ApiKey, Error> {
-    tx.get(API_KEYS, id)?.filter(|k| k.user_id == user_id).ok_or_else(|| Error::not_found("API key"))
+    tx.get(API_KEYS, id)?
+        .filter(|k| k.user_id == user_id)
+        .ok_or_else(|| Error::not_found("API key"))
 }
 
 fn release_versions(tx: &WriteTx, key: &ApiKey, keep_current: bool, now: i64) -> Result<(), Error> {
@@ -227,7 +242,9 @@ pub fn list_all(tx: &impl Reader, p: &Principal, f: &StaffFilter) -> Result<Vec<
     p.require_staff()?;
     let keys: Vec<ApiKey> = match f.user_id {
         Some(user) => list_own(tx, user)?,
-        None => tx.scan(API_KEYS, 1..=u64::MAX, usize::MAX, true)?.into_iter().map(|(_, k)| k).collect(),
+        None => {
+            tx.scan(API_KEYS, 1..=u64::MAX, usize::MAX, true)?.into_iter().map(|(_, k)| k).collect()
+        }
     };
     Ok(keys
         .into_iter()

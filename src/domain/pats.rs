@@ -23,9 +23,16 @@ pub struct NewPat {
 }
 
 /// Creates the row (global-metrics scope is staff only → 403).
-pub fn create(tx: &WriteTx, p: &Principal, actor: &Actor, new: &NewPat) -> Result<PersonalAccessToken, Error> {
+pub fn create(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    new: &NewPat,
+) -> Result<PersonalAccessToken, Error> {
     if new.access_global_metrics && !p.is_staff {
-        return Err(Error::forbidden("Only staff may create tokens with access to global metrics."));
+        return Err(Error::forbidden(
+            "Only staff may create tokens with access to global metrics.",
+        ));
     }
     if new.name.chars().count() > 200 {
         return Err(Error::invalid("name", "Ensure this field has no more than 200 characters."));
@@ -77,7 +84,12 @@ pub fn list_own(tx: &impl Reader, user_id: u64) -> Result<Vec<PersonalAccessToke
 }
 
 /// Revokes one of the caller's PATs (404 for others'; 400 if already revoked).
-pub fn revoke(tx: &WriteTx, p: &Principal, actor: &Actor, id: u64) -> Result<PersonalAccessToken, Error> {
+pub fn revoke(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    id: u64,
+) -> Result<PersonalAccessToken, Error> {
     let mut row = tx
         .get(PATS, id)?
         .filter(|t| t.user_id == p.user_id)
