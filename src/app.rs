@@ -27,6 +27,10 @@ pub struct AppState {
     pub data_dir: PathBuf,
     pub started_at: Instant,
     pub instance_id: String,
+    /// The request-log pipeline and the log index.
+    pub logs: Arc<crate::logs::LogService>,
+    /// Secrets: master key, opened organization data keys, history settings.
+    pub vault: Arc<crate::domain::secrets::Vault>,
     /// Credential resolution and its cache.
     pub auth: Arc<crate::auth::AuthService>,
 }
@@ -44,6 +48,8 @@ pub enum StartError {
     Io { context: String, source: std::io::Error },
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Logs(#[from] crate::logs::IndexError),
     #[error("initial account: {0}")]
     Bootstrap(String),
 }
@@ -110,6 +116,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let (store, master, info) =
         open_store(&config, opts.master_key_file.as_deref(), opts.credentials_dir.as_deref())?;
     let data_dir = config.server.data_dir.clone();
+    let logs = crate::logs::LogService::start(&store, &data_dir, &config.logs)?;
     bootstrap_admin(&store, &opts.env, &data_dir).await?;
     let (jwt_store, jwt_master) = (store.clone(), master.clone());
     let jwt = tokio::task::spawn_blocking(move || {
@@ -123,10 +130,16 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         store: store.clone(),
+        vault: Arc::new(crate::domain::secrets::Vault::new(
+            master.clone(),
+            config.storage.variable_versions,
+            config.storage.deleted_retention_days,
+        )),
         master,
         data_dir: data_dir.clone(),
         started_at: Instant::now(),
         instance_id: info.instance_id.clone(),
+        logs: Arc::clone(&logs),
         auth,
     });
 
@@ -134,7 +147,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let ca_pem_path = data_dir.join("ca.pem");
     write_public_file(&ca_pem_path, certs.ca_pem().as_bytes())?;
 
-    let mut background = vec![spawn_usage_flusher(Arc::clone(&state))];
+    let mut background = vec![
+        spawn_usage_flusher(Arc::clone(&state)),
+        spawn_deleted_sweeper(Arc::clone(&state)),
+        crate::logs::retention::spawn(logs, store.clone()),
+    ];
     let endpoint = crate::api::build(Arc::clone(&state));
     let addr = config.listen_addr()?;
     let tcp = TcpListener::bind(addr)
@@ -178,6 +195,34 @@ fn spawn_usage_flusher(state: Arc<AppState>) -> JoinHandle<()> {
             tick.tick().await;
             if let Err(e) = state.auth.flush_usage(&state.store).await {
                 tracing::warn!(error = %e, "credential usage flush failed");
+            }
+        }
+    })
+}
+
+/// Purges deleted variables whose retention ran out, hourly, in small transactions.
+fn spawn_deleted_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let hour = Duration::from_secs(3600);
+        // First sweep a minute after start, then hourly: start-up stays free of writes.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour / 60, hour);
+        loop {
+            tick.tick().await;
+            loop {
+                let vault = Arc::clone(&state.vault);
+                let now = crate::domain::unix_now();
+                let r = state
+                    .store
+                    .write(move |tx| crate::domain::secrets::history::sweep(tx, &vault, now, 500))
+                    .await;
+                match r {
+                    Ok(n) if n >= 500 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "deleted-variable sweep failed");
+                        break;
+                    }
+                }
             }
         }
     })
@@ -248,9 +293,18 @@ impl Running {
         for task in &self.background {
             task.abort();
         }
+        // Wait until the aborted tasks are dropped: they hold the state (and so the data file)
+        // and a restart in the same process must find the file unlocked.
+        for task in self.background {
+            let _ = task.await;
+        }
+        // Requests have finished: write the batched credential usage and the queued log
+        // records, commit the index, then close.
         if let Err(e) = self.state.auth.flush_usage(&self.state.store).await {
             tracing::warn!(error = %e, "credential usage flush failed");
         }
+        let logs = Arc::clone(&self.state.logs);
+        let _ = tokio::task::spawn_blocking(move || logs.shutdown()).await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
         tracing::info!("stopped");

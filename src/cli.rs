@@ -1,4 +1,5 @@
-//! The command line: `gatehouse [serve]`, `tls export-ca`, `openapi`, `check`.
+//! The command line: `gatehouse [serve]`, `tls export-ca`, `openapi`, `check`,
+//! `admin rotate-master-key`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ pub enum Command {
         #[command(subcommand)]
         command: TlsCommand,
     },
-    /// Account administration while the server is stopped
+    /// Administration of a stopped server's data file
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -79,6 +80,13 @@ pub enum AdminCommand {
     ResetPassword {
         #[arg(long)]
         email: String,
+    },
+    /// Re-seal the organization data keys and sealed settings under a new master key (stop the
+    /// server first). When the current key is DATA_DIR/master.key it is replaced by the new one.
+    RotateMasterKey {
+        /// File holding the new 32-byte master key (64 hex characters or raw), mode 0600
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
     },
 }
 
@@ -126,6 +134,9 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(())
         }
         Command::Tls { command: TlsCommand::ExportCa } => export_ca(&config),
+        Command::Admin { command: AdminCommand::RotateMasterKey { new_key_file } } => {
+            crate::rotate::rotate_master_key(&config, &cli.common, &env, &new_key_file)
+        }
         Command::Admin { command } => admin(&config, &cli.common, &env, command),
     };
     match result {

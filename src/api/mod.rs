@@ -2,20 +2,28 @@
 //! every request passes through. Only this module imports poem.
 
 pub mod api_keys;
+pub mod audit_logs;
 pub mod auth;
 pub mod authn;
 pub mod body;
+pub mod environments;
 pub mod error;
 pub mod health;
+pub mod import_export;
 pub mod middleware;
+pub mod monitor;
 pub mod organizations;
 pub mod paging;
 pub mod pats;
+pub mod projects;
+pub mod request_log;
+pub mod secrets_support;
 pub mod security;
 pub mod staff_keys;
 pub mod tags;
 pub mod tokens;
 pub mod validation;
+pub mod variables;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,7 +40,12 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (health::HealthApi, IdentityApis);
+pub type Apis = (
+    health::HealthApi,
+    IdentityApis,
+    SecretsApis,
+    (monitor::MonitorApi, audit_logs::AuditLogsApi),
+);
 
 /// The identity area's APIs.
 pub type IdentityApis = (
@@ -42,6 +55,14 @@ pub type IdentityApis = (
     api_keys::ApiKeysApi,
     staff_keys::StaffApiKeysApi,
     pats::PatsApi,
+);
+
+/// Projects, environments, variables, import/export.
+pub type SecretsApis = (
+    projects::ProjectsApi,
+    environments::EnvironmentsApi,
+    variables::VariablesApi,
+    import_export::ImportExportApi,
 );
 
 pub fn apis() -> Apis {
@@ -55,6 +76,13 @@ pub fn apis() -> Apis {
             staff_keys::StaffApiKeysApi,
             pats::PatsApi,
         ),
+        (
+            projects::ProjectsApi,
+            environments::EnvironmentsApi,
+            variables::VariablesApi,
+            import_export::ImportExportApi,
+        ),
+        (monitor::MonitorApi, audit_logs::AuditLogsApi),
     )
 }
 
@@ -144,6 +172,7 @@ struct Docs {
 pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
     let docs = Arc::new(Docs { json: service.spec(), yaml: service.spec_yaml() });
+    let docs_json = docs.json.clone();
     let swagger = service.swagger_ui();
     let swagger_again = service.swagger_ui();
     let redoc = service.redoc();
@@ -167,10 +196,16 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             "/cfg/grpc/api-keys",
             Alias { from: "/cfg/grpc/api-keys", to: "/api/grpc/api-keys", inner: Arc::clone(&api) },
         )
+        .nest("/cfg/grpc/monitor", monitor::alias::routes())
         .nest("/", api);
     let app = authn::AuthLayer::new(
         route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state)),
         Arc::clone(&state),
     );
-    Edge::new(app, settings)
+    // The request log sits just inside `Edge` (request id, client address) and outside
+    // authentication and rate limiting, so refused requests are logged too.
+    let log_settings =
+        Arc::new(request_log::RequestLogSettings::from_spec(&docs_json, settings.request_timeout));
+    let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
+    Edge::new(logged, settings)
 }

@@ -34,5 +34,8 @@ pub fn run(store: &Store, config: &Config, command: AdminCommand) -> Result<(), 
             println!("new password for {}: {password}", user.email);
             Ok(())
         }
+        AdminCommand::RotateMasterKey { .. } => {
+            Err("rotate-master-key is handled by crate::rotate, not the account commands".into())
+        }
     }
 }

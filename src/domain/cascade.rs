@@ -12,7 +12,10 @@ pub fn delete_organization_children(
     org_id: u64,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
     let mut removed = serde_json::Map::new();
-    // Areas add their deletions here as they gain per-organization data.
+    let secrets = crate::domain::secrets::cascade::delete_organization(tx, org_id)?;
+    removed.insert("projects".into(), secrets.projects.into());
+    removed.insert("environments".into(), secrets.environments.into());
+    removed.insert("variables".into(), secrets.variables.into());
     removed.insert("api_keys".into(), crate::domain::api_keys::delete_for_org(tx, org_id)?.into());
     removed.insert(
         "personal_access_tokens".into(),
@@ -21,12 +24,10 @@ pub fn delete_organization_children(
     Ok(removed)
 }
 
-/// How many projects organization `org_id` has (its `project_count`). The secrets area counts
-/// its projects here once it has them.
+/// How many projects organization `org_id` has (its `project_count`).
 pub fn organization_project_count(
     tx: &impl crate::store::Reader,
     org_id: u64,
 ) -> Result<u64, crate::store::StoreError> {
-    let _ = (tx, org_id);
-    Ok(0)
+    tx.count_children(crate::store::tables::PROJECTS_BY_ORG, org_id)
 }

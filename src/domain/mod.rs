@@ -10,6 +10,7 @@ pub mod dotenv;
 pub mod orgs;
 pub mod pats;
 pub mod records;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 

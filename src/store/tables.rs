@@ -60,6 +60,44 @@ pub const ORG_PATS: IndexTable = IndexTable::new("org_pats");
 
 // ---- secrets ------------------------------------------------------------------------------
 
+/// `project id → Project`.
+pub const PROJECTS: RecordTable<crate::domain::secrets::records::Project> =
+    RecordTable::new("projects");
+/// `(organization id, project id)`: the projects of an organization.
+pub const PROJECTS_BY_ORG: IndexTable = IndexTable::new("projects_by_org");
+/// `"<organization id>/<lower-cased name>" → project id`: names are unique per organization.
+pub const PROJECT_NAMES: LookupTable = LookupTable::new("project_names");
+/// `environment id → Environment`.
+pub const ENVIRONMENTS: RecordTable<crate::domain::secrets::records::Environment> =
+    RecordTable::new("environments");
+/// `(project id, environment id)`: the environments of a project.
+pub const ENVIRONMENTS_BY_PROJECT: IndexTable = IndexTable::new("environments_by_project");
+/// `(organization id, environment id)`: the environments of an organization.
+pub const ENVIRONMENTS_BY_ORG: IndexTable = IndexTable::new("environments_by_org");
+/// `"<project id>/<name>" → environment id`: names are unique per project.
+pub const ENVIRONMENT_NAMES: LookupTable = LookupTable::new("environment_names");
+/// `variable id → Variable` (live and deleted-but-retained).
+pub const VARIABLES: RecordTable<crate::domain::secrets::records::Variable> =
+    RecordTable::new("variables");
+/// `(environment id, variable id)`: the live variables of an environment.
+pub const VARIABLES_BY_ENV: IndexTable = IndexTable::new("variables_by_env");
+/// `(organization id, variable id)`: the live variables of an organization.
+pub const VARIABLES_BY_ORG: IndexTable = IndexTable::new("variables_by_org");
+/// `"<environment id>/<KEY>" → variable id`: live keys are unique per environment.
+pub const VARIABLE_KEYS: LookupTable = LookupTable::new("variable_keys");
+/// `version row id → VariableVersion`: superseded values.
+pub const VARIABLE_VERSIONS: RecordTable<crate::domain::secrets::records::VariableVersion> =
+    RecordTable::new("variable_versions");
+/// `(variable id, version row id)`: a variable's superseded values, oldest first.
+pub const VERSIONS_BY_VARIABLE: IndexTable = IndexTable::new("versions_by_variable");
+/// `(environment id, variable id)`: deleted variables whose history is still retained.
+pub const DELETED_VARIABLES_BY_ENV: IndexTable = IndexTable::new("deleted_variables_by_env");
+/// `(0, variable id)`: every retained deleted variable, for the retention sweeper.
+pub const DELETED_VARIABLES: IndexTable = IndexTable::new("deleted_variables");
+/// `organization id → OrgDataKey`: the organization's value-sealing key, sealed by the master key.
+pub const ORG_DATA_KEYS: RecordTable<crate::domain::secrets::records::OrgDataKey> =
+    RecordTable::new("org_data_keys");
+
 // ---- logs, audit and monitoring ---------------------------------------------------------
 
 /// `audit id → AuditRecord`; ids are sequential (sequence `audit`), so id order is time order.
@@ -68,5 +106,20 @@ pub const AUDIT: RecordTable<crate::domain::audit::AuditRecord> = RecordTable::n
 pub const AUDIT_BY_ORG: IndexTable = IndexTable::new("audit_by_org");
 /// `(user id, audit id)`: the records of one actor.
 pub const AUDIT_BY_USER: IndexTable = IndexTable::new("audit_by_user");
+/// `sequence → RequestLog`: every logged request (sequence `request_log`, the writer's order).
+pub const REQUEST_LOGS: RecordTable<crate::logs::RequestLog> = RecordTable::new("request_logs");
+/// `(minute of created_at, sequence)`: request records by time, for retention.
+pub const REQUEST_LOGS_BY_MINUTE: IndexTable = IndexTable::new("request_logs_by_minute");
+/// `series id → Series`: every (service, method) pair seen in the request log.
+pub const LOG_SERIES: RecordTable<crate::logs::rollups::Series> = RecordTable::new("log_series");
+/// `"service\u{1f}method" → series id`.
+pub const LOG_SERIES_IDS: LookupTable = LookupTable::new("log_series_ids");
+/// `minute << 20 | series id → Bucket`: per-minute roll-ups.
+pub const ROLLUP_MINUTE: RecordTable<crate::logs::rollups::Bucket> =
+    RecordTable::new("rollup_minute");
+/// `hour << 20 | series id → Bucket`: per-hour roll-ups (the same data, coarser).
+pub const ROLLUP_HOUR: RecordTable<crate::logs::rollups::Bucket> = RecordTable::new("rollup_hour");
+/// `(hour, API key id)`: keys that made requests in an hour (`active_api_keys`).
+pub const LOG_KEYS_BY_HOUR: IndexTable = IndexTable::new("log_keys_by_hour");
 
 // ---- end of tables ------------------------------------------------------------------------
