@@ -40,12 +40,8 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (
-    health::HealthApi,
-    IdentityApis,
-    SecretsApis,
-    (monitor::MonitorApi, audit_logs::AuditLogsApi),
-);
+pub type Apis =
+    (health::HealthApi, IdentityApis, SecretsApis, (monitor::MonitorApi, audit_logs::AuditLogsApi));
 
 /// The identity area's APIs.
 pub type IdentityApis = (
