@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod logging;
+pub mod logs;
 pub mod rotate;
 pub mod store;
 pub mod tls;

@@ -1,6 +1,8 @@
 //! The HTTP surface: poem-openapi APIs (one module per tag), the docs pages, and the layers
 //! every request passes through. Only this module imports poem.
 
+pub mod api_keys;
+pub mod audit_logs;
 pub mod auth;
 pub mod authn;
 pub mod body;
@@ -9,12 +11,17 @@ pub mod error;
 pub mod health;
 pub mod import_export;
 pub mod middleware;
+pub mod monitor;
 pub mod organizations;
 pub mod paging;
+pub mod pats;
 pub mod projects;
+pub mod request_log;
 pub mod secrets_support;
 pub mod security;
+pub mod staff_keys;
 pub mod tags;
+pub mod tokens;
 pub mod validation;
 pub mod variables;
 
@@ -33,7 +40,18 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (health::HealthApi, (auth::AuthApi, organizations::OrganizationsApi), SecretsApis);
+pub type Apis =
+    (health::HealthApi, IdentityApis, SecretsApis, (monitor::MonitorApi, audit_logs::AuditLogsApi));
+
+/// The identity area's APIs.
+pub type IdentityApis = (
+    auth::AuthApi,
+    tokens::TokenApi,
+    organizations::OrganizationsApi,
+    api_keys::ApiKeysApi,
+    staff_keys::StaffApiKeysApi,
+    pats::PatsApi,
+);
 
 /// Projects, environments, variables, import/export.
 pub type SecretsApis = (
@@ -46,14 +64,44 @@ pub type SecretsApis = (
 pub fn apis() -> Apis {
     (
         health::HealthApi,
-        (auth::AuthApi, organizations::OrganizationsApi),
+        (
+            auth::AuthApi,
+            tokens::TokenApi,
+            organizations::OrganizationsApi,
+            api_keys::ApiKeysApi,
+            staff_keys::StaffApiKeysApi,
+            pats::PatsApi,
+        ),
         (
             projects::ProjectsApi,
             environments::EnvironmentsApi,
             variables::VariablesApi,
             import_export::ImportExportApi,
         ),
+        (monitor::MonitorApi, audit_logs::AuditLogsApi),
     )
+}
+
+/// Serves a path of the document under another prefix (django-cfg's real `/cfg/grpc/…`
+/// mount beside the documented `/api/grpc/…`), without adding it to the document.
+struct Alias<E> {
+    from: &'static str,
+    to: &'static str,
+    inner: Arc<E>,
+}
+
+impl<E: Endpoint> Endpoint for Alias<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: poem::Request) -> poem::Result<Self::Output> {
+        let path = req.uri().path();
+        let rest = path.strip_prefix(self.from).unwrap_or(path);
+        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        let target = format!("{}{rest}{query}", self.to);
+        let uri = target.parse().map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
+        *req.uri_mut() = uri;
+        self.inner.call(req).await
+    }
 }
 
 /// The OpenAPI service (document title, version, and every operation).
@@ -120,6 +168,7 @@ struct Docs {
 pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
     let docs = Arc::new(Docs { json: service.spec(), yaml: service.spec_yaml() });
+    let docs_json = docs.json.clone();
     let swagger = service.swagger_ui();
     let swagger_again = service.swagger_ui();
     let redoc = service.redoc();
@@ -132,16 +181,27 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             state.config.server.request_timeout_seconds,
         ),
     });
+    let api = Arc::new(service.into_endpoint());
     let route = Route::new()
         .at("/api/schema", get(schema_endpoint.data(docs)))
         .nest("/api/schema/swagger-ui", swagger)
         .nest("/api/docs", swagger_again)
         .nest("/api/schema/redoc", redoc)
         .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
-        .nest("/", service.into_endpoint());
+        .nest_no_strip(
+            "/cfg/grpc/api-keys",
+            Alias { from: "/cfg/grpc/api-keys", to: "/api/grpc/api-keys", inner: Arc::clone(&api) },
+        )
+        .nest("/cfg/grpc/monitor", monitor::alias::routes())
+        .nest("/", api);
     let app = authn::AuthLayer::new(
         route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state)),
         Arc::clone(&state),
     );
-    Edge::new(app, settings)
+    // The request log sits just inside `Edge` (request id, client address) and outside
+    // authentication and rate limiting, so refused requests are logged too.
+    let log_settings =
+        Arc::new(request_log::RequestLogSettings::from_spec(&docs_json, settings.request_timeout));
+    let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
+    Edge::new(logged, settings)
 }

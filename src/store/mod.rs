@@ -4,6 +4,7 @@
 mod codec;
 mod error;
 mod migrate;
+mod range;
 pub mod tables;
 mod typed;
 mod writer;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 pub use codec::{decode, encode, Record};
 pub use error::StoreError;
 pub use migrate::{get_meta, put_meta, read_meta, reseal_master_check, SCHEMA_VERSION};
+pub use range::RangeReader;
 pub use redb::{
     ReadTransaction as ReadTx, ReadableTable, ReadableTableMetadata, WriteTransaction as WriteTx,
 };

@@ -40,6 +40,23 @@ pub const TOKENS: RecordTable<crate::domain::credentials::LoginToken> = RecordTa
 pub const TOKENS_BY_DIGEST: LookupTable = LookupTable::new("tokens_by_digest");
 /// `(user id, token id) → ()`: a user's tokens and sessions, revoked together.
 pub const USER_TOKENS: IndexTable = IndexTable::new("user_tokens");
+/// `jti of a revoked access JWT → its exp` (logout of a JWT; pruned after expiry).
+pub const JWT_DENYLIST: LookupTable = LookupTable::new("jwt_denylist");
+/// `PAT id → PersonalAccessToken`.
+pub const PATS: RecordTable<crate::domain::credentials::PersonalAccessToken> =
+    RecordTable::new("personal_access_tokens");
+/// `(user id, PAT id) → ()`.
+pub const USER_PATS: IndexTable = IndexTable::new("user_pats");
+/// `API key id → ApiKey`.
+pub const API_KEYS: RecordTable<crate::domain::credentials::ApiKey> = RecordTable::new("api_keys");
+/// `hex SHA-256 of an API key secret (any live version) → API key id`.
+pub const API_KEYS_BY_DIGEST: LookupTable = LookupTable::new("api_keys_by_digest");
+/// `(user id, API key id) → ()`.
+pub const USER_API_KEYS: IndexTable = IndexTable::new("user_api_keys");
+/// `(organization id, API key id) → ()`: keys scoped to an organization (deleted with it).
+pub const ORG_API_KEYS: IndexTable = IndexTable::new("org_api_keys");
+/// `(organization id, PAT id) → ()`: PATs speaking for an organization (revoked with it).
+pub const ORG_PATS: IndexTable = IndexTable::new("org_pats");
 
 // ---- secrets ------------------------------------------------------------------------------
 
@@ -89,5 +106,20 @@ pub const AUDIT: RecordTable<crate::domain::audit::AuditRecord> = RecordTable::n
 pub const AUDIT_BY_ORG: IndexTable = IndexTable::new("audit_by_org");
 /// `(user id, audit id)`: the records of one actor.
 pub const AUDIT_BY_USER: IndexTable = IndexTable::new("audit_by_user");
+/// `sequence → RequestLog`: every logged request (sequence `request_log`, the writer's order).
+pub const REQUEST_LOGS: RecordTable<crate::logs::RequestLog> = RecordTable::new("request_logs");
+/// `(minute of created_at, sequence)`: request records by time, for retention.
+pub const REQUEST_LOGS_BY_MINUTE: IndexTable = IndexTable::new("request_logs_by_minute");
+/// `series id → Series`: every (service, method) pair seen in the request log.
+pub const LOG_SERIES: RecordTable<crate::logs::rollups::Series> = RecordTable::new("log_series");
+/// `"service\u{1f}method" → series id`.
+pub const LOG_SERIES_IDS: LookupTable = LookupTable::new("log_series_ids");
+/// `minute << 20 | series id → Bucket`: per-minute roll-ups.
+pub const ROLLUP_MINUTE: RecordTable<crate::logs::rollups::Bucket> =
+    RecordTable::new("rollup_minute");
+/// `hour << 20 | series id → Bucket`: per-hour roll-ups (the same data, coarser).
+pub const ROLLUP_HOUR: RecordTable<crate::logs::rollups::Bucket> = RecordTable::new("rollup_hour");
+/// `(hour, API key id)`: keys that made requests in an hour (`active_api_keys`).
+pub const LOG_KEYS_BY_HOUR: IndexTable = IndexTable::new("log_keys_by_hour");
 
 // ---- end of tables ------------------------------------------------------------------------

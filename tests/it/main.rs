@@ -9,5 +9,6 @@ mod cli;
 mod foundation;
 mod foundation_more;
 mod identity;
+mod logs;
 mod secrets;
 mod storage;

@@ -1,0 +1,226 @@
+//! Response bodies of the monitoring views: django-cfg's documented field names, with the
+//! names its code uses beside them (`total`, `successful`, `errors`, …) and p50/p95/p99.
+
+use poem_openapi::Object;
+
+use crate::logs::rollups::Agg;
+use crate::logs::RequestLog;
+
+/// One logged request.
+#[derive(Debug, Object)]
+pub struct RequestLogItem {
+    pub id: u64,
+    pub request_id: String,
+    pub service_name: String,
+    pub method_name: String,
+    /// `success`, `error`, `timeout`, `cancelled` or `pending`.
+    pub status: String,
+    pub duration_ms: u64,
+    /// Canonical gRPC code name (`OK`, `NOT_FOUND`, …).
+    pub grpc_status_code: String,
+    pub error_message: String,
+    pub created_at: String,
+    pub client_ip: String,
+    pub user_id: Option<u64>,
+    pub username: String,
+    pub is_authenticated: bool,
+    pub api_key_id: Option<u64>,
+    pub api_key_name: String,
+    /// HTTP method of a call to Gatehouse (empty for reported gRPC calls).
+    pub http_method: String,
+    /// Request path, keys masked (empty for reported gRPC calls).
+    pub path: String,
+    pub http_status: Option<u16>,
+}
+
+impl From<RequestLog> for RequestLogItem {
+    fn from(r: RequestLog) -> Self {
+        Self {
+            id: r.id,
+            request_id: r.request_id,
+            service_name: r.service_name,
+            method_name: r.method_name,
+            status: r.status,
+            duration_ms: r.duration_ms,
+            grpc_status_code: r.grpc_status_code,
+            error_message: r.error_message,
+            created_at: crate::domain::rfc3339_from_unix(r.created_at),
+            client_ip: r.client_ip,
+            user_id: r.user_id,
+            username: r.username,
+            is_authenticated: r.is_authenticated,
+            api_key_id: r.api_key_id,
+            api_key_name: r.api_key_name,
+            http_method: r.http_method,
+            path: r.path,
+            http_status: r.http_status,
+        }
+    }
+}
+
+/// `GET …/monitor/health/`.
+#[derive(Debug, Object)]
+pub struct MonitorHealth {
+    /// `healthy`, or `unhealthy` when the data file cannot be read.
+    pub status: String,
+    pub server_running: bool,
+    pub uptime_seconds: u64,
+    /// Distinct services with traffic in the last 24 hours.
+    pub registered_services: u64,
+    /// django-cfg code names.
+    pub server_host: String,
+    pub server_port: u16,
+    pub enabled: bool,
+    pub timestamp: String,
+}
+
+/// `GET …/monitor/overview/`.
+#[derive(Debug, Object)]
+pub struct OverviewStats {
+    pub total_requests: u64,
+    pub successful_requests: u64,
+    /// Everything that did not succeed (errors, timeouts, cancellations, pending).
+    pub failed_requests: u64,
+    /// Percentage, one decimal.
+    pub success_rate: f64,
+    pub avg_duration_ms: f64,
+    pub total_services: u64,
+    /// Distinct API keys that made requests in the window.
+    pub active_api_keys: u64,
+    pub total: u64,
+    pub successful: u64,
+    pub errors: u64,
+    pub cancelled: u64,
+    pub timeout: u64,
+    pub p50_duration_ms: Option<u64>,
+    pub p95_duration_ms: Option<u64>,
+    pub p99_duration_ms: Option<u64>,
+    pub min_duration_ms: u64,
+    pub max_duration_ms: u64,
+    pub period_hours: u64,
+}
+
+impl OverviewStats {
+    pub fn new(a: &Agg, total_services: u64, active_api_keys: u64, period_hours: u64) -> Self {
+        Self {
+            total_requests: a.total,
+            successful_requests: a.success,
+            failed_requests: a.failed(),
+            success_rate: a.success_rate(),
+            avg_duration_ms: a.avg(),
+            total_services,
+            active_api_keys,
+            total: a.total,
+            successful: a.success,
+            errors: a.error,
+            cancelled: a.cancelled,
+            timeout: a.timeout,
+            p50_duration_ms: a.percentile(0.5),
+            p95_duration_ms: a.percentile(0.95),
+            p99_duration_ms: a.percentile(0.99),
+            min_duration_ms: a.min(),
+            max_duration_ms: a.max_ms,
+            period_hours,
+        }
+    }
+}
+
+/// One service of `GET …/monitor/services/`.
+#[derive(Debug, Object)]
+pub struct ServiceStats {
+    pub service_name: String,
+    pub total_requests: u64,
+    pub successful_requests: u64,
+    pub failed_requests: u64,
+    pub success_rate: f64,
+    pub avg_duration_ms: f64,
+    pub methods_count: u64,
+    pub total: u64,
+    pub successful: u64,
+    pub errors: u64,
+    pub last_activity_at: Option<String>,
+    pub min_duration_ms: u64,
+    pub max_duration_ms: u64,
+    pub p50_duration_ms: Option<u64>,
+    pub p95_duration_ms: Option<u64>,
+    pub p99_duration_ms: Option<u64>,
+}
+
+#[derive(Debug, Object)]
+pub struct ServicesResponse {
+    pub services: Vec<ServiceStats>,
+    pub total_services: u64,
+    pub period_hours: u64,
+}
+
+/// One method of `GET …/monitor/methods/`.
+#[derive(Debug, Object)]
+pub struct MethodStats {
+    pub service_name: String,
+    pub method_name: String,
+    pub total_requests: u64,
+    pub successful_requests: u64,
+    pub failed_requests: u64,
+    pub success_rate: f64,
+    pub avg_duration_ms: f64,
+    pub min_duration_ms: u64,
+    pub max_duration_ms: u64,
+    pub total: u64,
+    pub successful: u64,
+    pub errors: u64,
+    pub last_activity_at: Option<String>,
+    pub p50_duration_ms: Option<u64>,
+    pub p95_duration_ms: Option<u64>,
+    pub p99_duration_ms: Option<u64>,
+}
+
+#[derive(Debug, Object)]
+pub struct MethodsResponse {
+    pub methods: Vec<MethodStats>,
+    pub total_methods: u64,
+    pub period_hours: u64,
+}
+
+#[derive(Debug, Object)]
+pub struct TimelinePoint {
+    /// Start of the hour or day (RFC 3339 UTC).
+    pub timestamp: String,
+    pub total: u64,
+    pub successful: u64,
+    pub errors: u64,
+    pub avg_duration_ms: f64,
+}
+
+#[derive(Debug, Object)]
+pub struct TimelineResponse {
+    pub timeline: Vec<TimelinePoint>,
+    pub period_hours: u64,
+    /// `hour` or `day`.
+    pub interval: String,
+}
+
+/// `POST …/monitor/requests/` body: up to 1 000 records of the request-list item's fields
+/// (`service_name` and `method_name` required; `created_at` defaults to now).
+#[derive(Debug, Object)]
+pub struct IngestRequest {
+    pub requests: Vec<serde_json::Value>,
+}
+
+/// An item that was not stored, and why.
+#[derive(Debug, Object)]
+pub struct IngestItemError {
+    /// Position in `requests` (from 0).
+    pub index: u64,
+    /// `{"field": ["message"]}`.
+    pub errors: serde_json::Value,
+}
+
+#[derive(Debug, Object)]
+pub struct IngestResponse {
+    pub received: u64,
+    pub stored: u64,
+    pub rejected: u64,
+    /// Ids of the stored records, in order.
+    pub ids: Vec<u64>,
+    pub errors: Vec<IngestItemError>,
+}

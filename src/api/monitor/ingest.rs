@@ -1,0 +1,223 @@
+//! `POST /api/grpc/monitor/requests/`: a team's gRPC services report their calls in batches.
+//! Each item is checked on its own; invalid items are reported by index, valid ones stored.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::dto::{IngestItemError, IngestResponse};
+use crate::api::error::ApiResult;
+use crate::domain::{Error, Principal};
+use crate::logs::record::{mask_path, STATUSES};
+use crate::logs::{LogService, RequestLog};
+
+/// Items per batch.
+pub const MAX_ITEMS: usize = 1000;
+const MAX_NAME: usize = 200;
+const MAX_MESSAGE: usize = 2000;
+
+type FieldErrors = BTreeMap<String, Vec<String>>;
+
+fn text(o: &Map<String, Value>, name: &str, max: usize, errs: &mut FieldErrors) -> Option<String> {
+    match o.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() <= max => Some(s.clone()),
+        Some(Value::String(_)) => {
+            errs.insert(
+                name.into(),
+                vec![format!("Ensure this field has no more than {max} characters.")],
+            );
+            None
+        }
+        Some(_) => {
+            errs.insert(name.into(), vec!["Not a valid string.".into()]);
+            None
+        }
+    }
+}
+
+fn uint(o: &Map<String, Value>, name: &str, errs: &mut FieldErrors) -> Option<u64> {
+    match o.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+        Some(_) => {
+            errs.insert(name.into(), vec!["A valid non-negative integer is required.".into()]);
+            None
+        }
+    }
+}
+
+fn created_at(o: &Map<String, Value>, now: i64, errs: &mut FieldErrors) -> i64 {
+    match o.get("created_at") {
+        None | Some(Value::Null) => now,
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|t| t >= 0) => n.as_i64().unwrap_or(now),
+        Some(Value::String(s)) => {
+            match time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+                Ok(t) if t.unix_timestamp() >= 0 => t.unix_timestamp(),
+                _ => {
+                    errs.insert("created_at".into(), vec!["Enter an RFC 3339 date-time.".into()]);
+                    now
+                }
+            }
+        }
+        Some(_) => {
+            errs.insert("created_at".into(), vec!["Enter an RFC 3339 date-time.".into()]);
+            now
+        }
+    }
+}
+
+fn required(v: Option<String>, name: &str, errs: &mut FieldErrors) -> String {
+    match v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+        Some(s) => s,
+        None => {
+            errs.entry(name.into()).or_insert_with(|| vec!["This field is required.".into()]);
+            String::new()
+        }
+    }
+}
+
+/// One item, or its field errors.
+pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
+    let mut errs = FieldErrors::new();
+    let Some(o) = v.as_object() else {
+        errs.insert("non_field_errors".into(), vec!["Expected an object.".into()]);
+        return Err(errs);
+    };
+    let service_name = text(o, "service_name", MAX_NAME, &mut errs);
+    let method_name = text(o, "method_name", MAX_NAME, &mut errs);
+    let grpc = text(o, "grpc_status_code", 50, &mut errs).unwrap_or_default();
+    let status = text(o, "status", 20, &mut errs).unwrap_or_else(|| {
+        if grpc.is_empty() || grpc == "OK" { "success" } else { "error" }.to_string()
+    });
+    if !STATUSES.contains(&status.as_str()) {
+        errs.insert("status".into(), vec![format!("Must be one of: {}.", STATUSES.join(", "))]);
+    }
+    let client_ip = text(o, "client_ip", 64, &mut errs).unwrap_or_default();
+    if !client_ip.is_empty() && client_ip.parse::<std::net::IpAddr>().is_err() {
+        errs.insert("client_ip".into(), vec!["Enter a valid IPv4 or IPv6 address.".into()]);
+    }
+    let is_authenticated = match o.get("is_authenticated") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            errs.insert("is_authenticated".into(), vec!["Must be a valid boolean.".into()]);
+            None
+        }
+    };
+    let http_status = uint(o, "http_status", &mut errs);
+    let http_status = match http_status.map(u16::try_from) {
+        Some(Ok(s)) if (100..=599).contains(&s) => Some(s),
+        None => None,
+        Some(_) => {
+            errs.insert("http_status".into(), vec!["Must be an HTTP status code.".into()]);
+            None
+        }
+    };
+    let user_id = uint(o, "user_id", &mut errs);
+    let rec = RequestLog {
+        id: 0,
+        request_id: text(o, "request_id", 100, &mut errs)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        service_name: required(service_name, "service_name", &mut errs),
+        method_name: required(method_name, "method_name", &mut errs),
+        status,
+        duration_ms: uint(o, "duration_ms", &mut errs).unwrap_or(0),
+        grpc_status_code: grpc,
+        error_message: text(o, "error_message", usize::MAX, &mut errs)
+            .map(|m| m.chars().take(MAX_MESSAGE).collect())
+            .unwrap_or_default(),
+        created_at: created_at(o, now, &mut errs),
+        client_ip,
+        user_id,
+        username: text(o, "username", 150, &mut errs).unwrap_or_default(),
+        is_authenticated: is_authenticated.unwrap_or(user_id.is_some()),
+        api_key_id: uint(o, "api_key_id", &mut errs),
+        api_key_name: text(o, "api_key_name", 255, &mut errs).unwrap_or_default(),
+        http_method: text(o, "http_method", 16, &mut errs).unwrap_or_default(),
+        path: text(o, "path", 2048, &mut errs).map(|p| mask_path(&p)).unwrap_or_default(),
+        http_status,
+    };
+    if errs.is_empty() {
+        Ok(rec)
+    } else {
+        Err(errs)
+    }
+}
+
+/// Who may report calls: staff, or a `service` API key.
+fn may_ingest(p: &Principal) -> Result<(), Error> {
+    p.require_staff()
+}
+
+pub async fn ingest(
+    logs: &LogService,
+    p: &Principal,
+    items: &[Value],
+) -> ApiResult<IngestResponse> {
+    may_ingest(p)?;
+    if items.is_empty() {
+        return Err(Error::invalid("requests", "This list may not be empty.").into());
+    }
+    if items.len() > MAX_ITEMS {
+        return Err(Error::invalid(
+            "requests",
+            format!("Ensure this list has no more than {MAX_ITEMS} items."),
+        )
+        .into());
+    }
+    let now = crate::domain::unix_now();
+    let mut good = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match parse_item(item, now) {
+            Ok(r) => good.push(r),
+            Err(e) => errors.push(IngestItemError {
+                index: i as u64,
+                errors: serde_json::to_value(e).unwrap_or_default(),
+            }),
+        }
+    }
+    if good.is_empty() {
+        let details: Map<String, Value> =
+            errors.into_iter().map(|e| (e.index.to_string(), e.errors)).collect();
+        let mut err = Error::invalid("requests", "No valid items.");
+        err.details = Some(serde_json::json!({ "requests": details }));
+        return Err(err.into());
+    }
+    let ids = logs.ingest(good).await?;
+    Ok(IngestResponse {
+        received: items.len() as u64,
+        stored: ids.len() as u64,
+        rejected: errors.len() as u64,
+        ids,
+        errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn items_are_checked_field_by_field() {
+        let ok = parse_item(
+            &json!({"service_name": "a.B", "method_name": "Get", "duration_ms": 5}),
+            100,
+        )
+        .unwrap();
+        assert_eq!((ok.status.as_str(), ok.created_at, ok.duration_ms), ("success", 100, 5));
+        assert!(!ok.request_id.is_empty());
+        let e = parse_item(&json!({"method_name": 3, "duration_ms": -1, "status": "weird"}), 0)
+            .unwrap_err();
+        for f in ["service_name", "method_name", "duration_ms", "status"] {
+            assert!(e.contains_key(f), "{f}: {e:?}");
+        }
+        assert!(parse_item(&json!([1]), 0).is_err());
+        let e = parse_item(&json!({"service_name": "s", "method_name": "m", "client_ip": "nope", "created_at": "yesterday"}), 0).unwrap_err();
+        assert!(e.contains_key("client_ip") && e.contains_key("created_at"));
+        let t = parse_item(&json!({"service_name": "s", "method_name": "m", "created_at": "2025-01-01T00:00:00Z", "grpc_status_code": "NOT_FOUND"}), 0).unwrap();
+        assert_eq!((t.created_at, t.status.as_str()), (1_735_689_600, "error"));
+    }
+}

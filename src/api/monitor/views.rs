@@ -1,0 +1,176 @@
+//! The monitoring views as plain functions of (state, caller, parameters), shared by the
+//! OpenAPI operations under `/api/grpc/monitor/…` and the `/cfg/grpc/monitor/…` aliases.
+
+use std::sync::Arc;
+
+use poem::Request;
+
+use super::dto::{
+    MethodStats, MethodsResponse, MonitorHealth, OverviewStats, RequestLogItem, ServiceStats,
+    ServicesResponse, TimelinePoint, TimelineResponse,
+};
+use super::params::MonitorParams;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::paging::{Page, PageRequest};
+use crate::app::AppState;
+use crate::domain::{rfc3339_from_unix, unix_now, Error, Principal};
+use crate::logs::rollups::window_start;
+use crate::logs::stats::{self, Row};
+
+/// Runs a read of the roll-ups off the async runtime.
+async fn read_stats<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&crate::store::ReadTx) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> ApiResult<T> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.read(f))
+        .await
+        .map_err(|e| ApiError(Error::internal(e.to_string())))?
+        .map_err(ApiError::from)
+}
+
+pub async fn list(
+    state: &Arc<AppState>,
+    req: &Request,
+    p: &Principal,
+    params: &MonitorParams,
+) -> ApiResult<Page<RequestLogItem>> {
+    p.require_staff()?;
+    let page = PageRequest::new(params.page, params.page_size)?;
+    let filter = params.request_filter(unix_now())?;
+    let (count, records) = state.logs.list_requests(filter, page.offset(), page.limit()).await?;
+    page.build(req, count, records.into_iter().map(RequestLogItem::from).collect())
+}
+
+pub async fn health(state: &Arc<AppState>, p: &Principal) -> ApiResult<MonitorHealth> {
+    p.require_staff()?;
+    let from = window_start(unix_now(), 24);
+    let services = read_stats(state, move |tx| stats::service_names(tx, from)).await?;
+    let addr = state.config.listen_addr().ok();
+    let healthy = state.store.healthy();
+    Ok(MonitorHealth {
+        status: if healthy { "healthy" } else { "unhealthy" }.into(),
+        server_running: true,
+        uptime_seconds: state.started_at.elapsed().as_secs(),
+        registered_services: services.len() as u64,
+        server_host: addr.map(|a| a.ip().to_string()).unwrap_or_default(),
+        server_port: addr.map_or(0, |a| a.port()),
+        enabled: true,
+        timestamp: crate::domain::now_rfc3339(),
+    })
+}
+
+pub async fn overview(
+    state: &Arc<AppState>,
+    p: &Principal,
+    params: &MonitorParams,
+) -> ApiResult<OverviewStats> {
+    p.require_staff()?;
+    let hours = params.hours();
+    let from = window_start(unix_now(), hours);
+    let o = read_stats(state, move |tx| stats::overview(tx, from)).await?;
+    Ok(OverviewStats::new(&o.agg, o.services, o.active_api_keys, hours))
+}
+
+fn last(a: &crate::logs::rollups::Agg) -> Option<String> {
+    a.last_at.map(rfc3339_from_unix)
+}
+
+fn service_stats(r: Row) -> ServiceStats {
+    let a = &r.agg;
+    ServiceStats {
+        total_requests: a.total,
+        successful_requests: a.success,
+        failed_requests: a.failed(),
+        success_rate: a.success_rate(),
+        avg_duration_ms: a.avg(),
+        methods_count: r.methods_count,
+        total: a.total,
+        successful: a.success,
+        errors: a.error,
+        last_activity_at: last(a),
+        min_duration_ms: a.min(),
+        max_duration_ms: a.max_ms,
+        p50_duration_ms: a.percentile(0.5),
+        p95_duration_ms: a.percentile(0.95),
+        p99_duration_ms: a.percentile(0.99),
+        service_name: r.service,
+    }
+}
+
+fn method_stats(r: Row) -> MethodStats {
+    let a = &r.agg;
+    MethodStats {
+        total_requests: a.total,
+        successful_requests: a.success,
+        failed_requests: a.failed(),
+        success_rate: a.success_rate(),
+        avg_duration_ms: a.avg(),
+        min_duration_ms: a.min(),
+        max_duration_ms: a.max_ms,
+        total: a.total,
+        successful: a.success,
+        errors: a.error,
+        last_activity_at: last(a),
+        p50_duration_ms: a.percentile(0.5),
+        p95_duration_ms: a.percentile(0.95),
+        p99_duration_ms: a.percentile(0.99),
+        service_name: r.service,
+        method_name: r.method,
+    }
+}
+
+pub async fn services(
+    state: &Arc<AppState>,
+    p: &Principal,
+    params: &MonitorParams,
+) -> ApiResult<ServicesResponse> {
+    p.require_staff()?;
+    let hours = params.hours();
+    let from = window_start(unix_now(), hours);
+    let rows = read_stats(state, move |tx| stats::services(tx, from)).await?;
+    let services: Vec<ServiceStats> = rows.into_iter().map(service_stats).collect();
+    Ok(ServicesResponse { total_services: services.len() as u64, services, period_hours: hours })
+}
+
+pub async fn methods(
+    state: &Arc<AppState>,
+    p: &Principal,
+    params: &MonitorParams,
+) -> ApiResult<MethodsResponse> {
+    p.require_staff()?;
+    let hours = params.hours();
+    let from = window_start(unix_now(), hours);
+    let service = params.service.clone();
+    let rows = read_stats(state, move |tx| stats::methods(tx, from, service.as_deref())).await?;
+    let methods: Vec<MethodStats> = rows.into_iter().map(method_stats).collect();
+    Ok(MethodsResponse { total_methods: methods.len() as u64, methods, period_hours: hours })
+}
+
+pub async fn timeline(
+    state: &Arc<AppState>,
+    p: &Principal,
+    params: &MonitorParams,
+) -> ApiResult<TimelineResponse> {
+    p.require_staff()?;
+    let hours = params.hours();
+    // As django-cfg: days when asked for, or when the window is longer than two days.
+    let day = params.interval.as_deref() == Some("day") || hours > 48;
+    let from = window_start(unix_now(), hours);
+    let points = read_stats(state, move |tx| stats::timeline(tx, from, day)).await?;
+    let timeline = points
+        .into_iter()
+        .map(|(ts, a)| TimelinePoint {
+            timestamp: rfc3339_from_unix(ts),
+            total: a.total,
+            successful: a.success,
+            errors: a.error,
+            avg_duration_ms: a.avg(),
+        })
+        .collect();
+    Ok(TimelineResponse {
+        timeline,
+        period_hours: hours,
+        interval: if day { "day" } else { "hour" }.into(),
+    })
+}

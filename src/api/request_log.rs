@@ -1,0 +1,258 @@
+//! The request-log layer: sits just inside `Edge` and outside authentication and rate limiting,
+//! so failed authentication, 404s and 429s are recorded too. It reads who called from the
+//! `Principal` the auth layer leaves in the response data and the operation from poem-openapi's
+//! `OperationId`; it never records headers, query strings or bodies, and masks keys in paths.
+//! A drop guard records requests that never produced a response (timed out, client gone, panic).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use poem::http::header;
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::OperationId;
+
+use crate::api::error::convert_poem_error;
+use crate::api::middleware::RequestContext;
+use crate::domain::{CredentialKind, Principal};
+use crate::logs::record::{grpc_code_for_http, mask_path, status_for_http};
+use crate::logs::{LogService, RequestLog};
+
+/// Error bodies larger than this are not read for `error_message`.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Static facts the layer needs.
+pub struct RequestLogSettings {
+    /// `operationId → tag`, from the OpenAPI document.
+    pub tags: HashMap<String, String>,
+    /// `(HTTP method, path template segments, operationId)` of every documented operation, for
+    /// responses that lost poem-openapi's `OperationId` (refused before or by authentication).
+    pub routes: Vec<(String, Vec<String>, String)>,
+    pub request_timeout: Duration,
+}
+
+impl RequestLogSettings {
+    /// Reads the operations out of the OpenAPI document.
+    pub fn from_spec(spec: &str, request_timeout: Duration) -> Self {
+        let mut routes = Vec::new();
+        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        if let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) {
+            for (path, item) in paths {
+                let Some(ops) = item.as_object() else { continue };
+                for (method, op) in ops {
+                    if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
+                        routes.push((method.to_uppercase(), segments(path), id.to_string()));
+                    }
+                }
+            }
+        }
+        Self { tags: crate::api::operation_tags(), routes, request_timeout }
+    }
+
+    /// The operation a method and path would reach.
+    fn operation_for(&self, method: &str, path: &str) -> Option<&str> {
+        let segs = segments(path);
+        self.routes
+            .iter()
+            .find(|(m, template, _)| {
+                m == method
+                    && template.len() == segs.len()
+                    && template.iter().zip(&segs).all(|(t, s)| t.starts_with('{') || t == s)
+            })
+            .map(|(_, _, id)| id.as_str())
+    }
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+pub struct RequestLogLayer<E> {
+    inner: E,
+    logs: Arc<LogService>,
+    settings: Arc<RequestLogSettings>,
+}
+
+impl<E> RequestLogLayer<E> {
+    pub fn new(inner: E, logs: Arc<LogService>, settings: Arc<RequestLogSettings>) -> Self {
+        Self { inner, logs, settings }
+    }
+}
+
+/// Records a request that ended without a response when dropped.
+struct Guard {
+    rec: Option<RequestLog>,
+    logs: Arc<LogService>,
+    started: Instant,
+    timeout: Duration,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let Some(mut rec) = self.rec.take() else { return };
+        let elapsed = self.started.elapsed();
+        let http = if std::thread::panicking() {
+            500
+        } else if elapsed >= self.timeout {
+            504
+        } else {
+            499
+        };
+        rec.http_status = Some(http);
+        rec.status = status_for_http(http).to_string();
+        rec.grpc_status_code = grpc_code_for_http(http).to_string();
+        rec.error_message = match http {
+            500 => "Internal server error",
+            504 => "The request took too long.",
+            _ => "The client closed the connection.",
+        }
+        .to_string();
+        rec.duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.logs.log_now(rec);
+    }
+}
+
+/// `service_name` and `method_name` for routes outside the OpenAPI document.
+fn http_names(path: &str, status: u16) -> String {
+    let name = if path.starts_with("/api/schema/swagger-ui") || path.starts_with("/api/docs") {
+        "swagger_ui"
+    } else if path.starts_with("/api/schema/redoc") {
+        "redoc"
+    } else if path.starts_with("/api/schema") {
+        "schema_retrieve"
+    } else if status == 404 {
+        "not_found"
+    } else if status == 405 {
+        "method_not_allowed"
+    } else {
+        "unknown"
+    };
+    name.to_string()
+}
+
+impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let ctx = req.extensions().get::<RequestContext>().cloned();
+        let started = ctx.as_ref().map_or_else(Instant::now, |c| c.started);
+        let rec = RequestLog {
+            request_id: ctx.as_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
+            client_ip: ctx
+                .as_ref()
+                .and_then(|c| c.client_ip)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+            http_method: req.method().to_string(),
+            path: mask_path(req.uri().path()),
+            created_at: crate::domain::unix_now(),
+            service_name: "gatehouse.Http".into(),
+            method_name: "unknown".into(),
+            ..RequestLog::default()
+        };
+        let raw_path = req.uri().path().to_string();
+        let mut guard = Guard {
+            rec: Some(rec),
+            logs: Arc::clone(&self.logs),
+            started,
+            timeout: self.settings.request_timeout,
+        };
+        let mut resp = match self.inner.call(req).await {
+            Ok(out) => out.into_response(),
+            Err(err) => {
+                let op = err.data::<OperationId>().copied();
+                let mut resp = convert_poem_error(err);
+                if let Some(op) = op {
+                    resp.set_data(op);
+                }
+                resp
+            }
+        };
+        let Some(mut rec) = guard.rec.take() else { return Ok(resp) };
+        if resp.data::<OperationId>().is_none() {
+            let method = rec.http_method.clone();
+            if let Some(op) = self.settings.operation_for(&method, &raw_path) {
+                rec.method_name = op.to_string();
+            }
+        }
+        self.fill(&mut rec, &mut resp, started).await;
+        self.logs.log(rec).await;
+        Ok(resp)
+    }
+}
+
+impl<E> RequestLogLayer<E> {
+    async fn fill(&self, rec: &mut RequestLog, resp: &mut Response, started: Instant) {
+        let status = resp.status().as_u16();
+        rec.http_status = Some(status);
+        rec.status = status_for_http(status).to_string();
+        rec.grpc_status_code = grpc_code_for_http(status).to_string();
+        if let Some(op) = resp.data::<OperationId>() {
+            rec.method_name = op.0.to_string();
+        } else if rec.method_name == "unknown" {
+            rec.method_name = http_names(&rec.path, status);
+        }
+        if let Some(tag) = self.settings.tags.get(&rec.method_name) {
+            rec.service_name = crate::api::tags::ApiTags::service_name(tag);
+        }
+        if let Some(p) = resp.data::<Principal>() {
+            rec.user_id = Some(p.user_id);
+            rec.username.clone_from(&p.username);
+            rec.is_authenticated = true;
+            if let CredentialKind::ApiKey { id, name } = &p.credential {
+                rec.api_key_id = Some(*id);
+                rec.api_key_name.clone_from(name);
+            }
+        }
+        if status >= 400 {
+            rec.error_message = error_message(resp).await;
+        }
+        rec.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    }
+}
+
+/// The `error` field of a JSON error body (the body is put back untouched).
+async fn error_message(resp: &mut Response) -> String {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !is_json {
+        return resp.status().canonical_reason().unwrap_or("Error").to_string();
+    }
+    let Ok(bytes) = resp.take_body().into_bytes().await else { return String::new() };
+    let message = if bytes.len() <= MAX_ERROR_BODY {
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    resp.set_body(bytes);
+    message.chars().take(1000).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_for_routes_outside_the_document() {
+        assert_eq!(http_names("/api/docs/index.html", 200), "swagger_ui");
+        assert_eq!(http_names("/api/schema", 200), "schema_retrieve");
+        assert_eq!(http_names("/nope", 404), "not_found");
+    }
+
+    #[test]
+    fn operations_are_found_by_template() {
+        let spec = r#"{"paths": {"/api/projects/{id}": {"get": {"operationId": "projects_retrieve"}},
+                       "/api/projects": {"get": {"operationId": "projects_list"}}}}"#;
+        let s = RequestLogSettings::from_spec(spec, Duration::from_secs(1));
+        assert_eq!(s.operation_for("GET", "/api/projects/7/"), Some("projects_retrieve"));
+        assert_eq!(s.operation_for("GET", "/api/projects"), Some("projects_list"));
+        assert_eq!(s.operation_for("POST", "/api/projects/"), None);
+        assert_eq!(s.operation_for("GET", "/api/projects/7/x"), None);
+    }
+}

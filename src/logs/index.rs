@@ -1,0 +1,372 @@
+//! The tantivy index of request and audit records: a derived cache of redb. One schema for
+//! both kinds (`kind` tells them apart); no stored fields — a hit's `order` fast field
+//! (`created << 32 | id`) sorts newest first and carries the record id, and the record itself is
+//! read from redb. The commit payload holds the schema version and the redb sequence numbers
+//! indexed so far (see STYLE.md §4.8).
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, INDEXED, STRING, TEXT};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+
+use super::record::RequestLog;
+use crate::domain::audit::AuditRecord;
+
+/// Bump when the schema or what is indexed changes: an index of another version is rebuilt.
+pub const SCHEMA_VERSION: u64 = 1;
+const KIND_REQUEST: u64 = 0;
+const KIND_AUDIT: u64 = 1;
+const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+
+/// What the index holds, stored as the commit payload.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Watermark {
+    pub schema: u64,
+    /// Request records up to this sequence are indexed.
+    pub request_seq: u64,
+    /// Audit records up to this id are indexed.
+    pub audit_seq: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    kind: Field,
+    order: Field,
+    created: Field,
+    service: Field,
+    method: Field,
+    status: Field,
+    user: Field,
+    api_key: Field,
+    action: Field,
+    target_type: Field,
+    org: Field,
+    text: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let f = Fields {
+        kind: b.add_u64_field("kind", INDEXED),
+        order: b.add_u64_field("order", FAST),
+        created: b.add_i64_field("created", INDEXED | FAST),
+        service: b.add_text_field("service", STRING),
+        method: b.add_text_field("method", STRING),
+        status: b.add_text_field("status", STRING),
+        user: b.add_u64_field("user", INDEXED),
+        api_key: b.add_u64_field("api_key", INDEXED),
+        action: b.add_text_field("action", STRING),
+        target_type: b.add_text_field("target_type", STRING),
+        org: b.add_u64_field("org", INDEXED),
+        text: b.add_text_field("text", TEXT),
+    };
+    (b.build(), f)
+}
+
+/// `created << 32 | id`: sorts by time, then id; the low half gives the id back.
+fn order_key(created: i64, id: u64) -> u64 {
+    let created = u64::try_from(created.clamp(0, i64::from(u32::MAX))).unwrap_or(0);
+    (created << 32) | (id & 0xFFFF_FFFF)
+}
+
+/// Filters of the request list.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub service: Option<String>,
+    pub method: Option<String>,
+    pub status: Option<String>,
+    pub user_id: Option<u64>,
+    pub api_key_id: Option<u64>,
+    /// Inclusive unix-second bounds on `created_at`.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub search: Option<String>,
+}
+
+/// Whose audit records a caller may see.
+#[derive(Debug, Clone)]
+pub enum AuditScope {
+    All,
+    /// The caller's own records and those of the organizations they administer.
+    Limited {
+        user: u64,
+        orgs: Vec<u64>,
+    },
+}
+
+/// Filters of the audit list.
+#[derive(Debug, Clone)]
+pub struct AuditFilter {
+    pub scope: AuditScope,
+    pub user: Option<u64>,
+    pub action: Option<String>,
+    pub target_type: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub search: Option<String>,
+}
+
+/// The index and a reader that is reloaded by the writer right after each commit.
+pub struct LogIndex {
+    index: Index,
+    reader: IndexReader,
+    f: Fields,
+    dir: PathBuf,
+}
+
+/// Why the index could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("search index directory {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl LogIndex {
+    /// Opens the index in `dir`, or — when it is missing, unreadable, of another schema, or has
+    /// no watermark — wipes the directory and creates an empty one (watermark zero).
+    pub fn open(dir: &Path) -> Result<(Self, Watermark), IndexError> {
+        match Self::try_open(dir) {
+            Ok(found) => Ok(found),
+            Err(reason) => {
+                tracing::warn!(reason = %reason, path = %dir.display(), "rebuilding search index");
+                Ok((
+                    Self::create_fresh(dir)?,
+                    Watermark { schema: SCHEMA_VERSION, ..Default::default() },
+                ))
+            }
+        }
+    }
+
+    fn try_open(dir: &Path) -> Result<(Self, Watermark), String> {
+        if !dir.join("meta.json").is_file() {
+            return Err("no index".into());
+        }
+        let index = Index::open_in_dir(dir).map_err(|e| e.to_string())?;
+        let (expected, f) = schema();
+        if index.schema() != expected {
+            return Err("schema changed".into());
+        }
+        let metas = index.load_metas().map_err(|e| e.to_string())?;
+        let wm: Watermark = metas
+            .payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .ok_or_else(|| "no watermark".to_string())?;
+        if wm.schema != SCHEMA_VERSION {
+            return Err(format!("schema version {}", wm.schema));
+        }
+        let reader = Self::reader_for(&index).map_err(|e| e.to_string())?;
+        Ok((Self { index, reader, f, dir: dir.to_path_buf() }, wm))
+    }
+
+    /// Removes whatever is in `dir` and creates an empty index there.
+    pub fn create_fresh(dir: &Path) -> Result<Self, IndexError> {
+        let io = |source| IndexError::Io { path: dir.display().to_string(), source };
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io)?;
+        }
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let (s, f) = schema();
+        let index = Index::create_in_dir(dir, s)?;
+        let reader = Self::reader_for(&index)?;
+        Ok(Self { index, reader, f, dir: dir.to_path_buf() })
+    }
+
+    fn reader_for(index: &Index) -> tantivy::Result<IndexReader> {
+        index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The one writer (owned by the log writer thread).
+    pub fn writer(&self) -> Result<IndexWriter, IndexError> {
+        Ok(self.index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?)
+    }
+
+    /// Makes the last commit visible to searches.
+    pub fn reload(&self) -> Result<(), IndexError> {
+        Ok(self.reader.reload()?)
+    }
+
+    pub fn request_doc(&self, r: &RequestLog) -> TantivyDocument {
+        let f = &self.f;
+        let mut d = TantivyDocument::new();
+        d.add_u64(f.kind, KIND_REQUEST);
+        d.add_u64(f.order, order_key(r.created_at, r.id));
+        d.add_i64(f.created, r.created_at);
+        d.add_text(f.service, &r.service_name);
+        d.add_text(f.method, &r.method_name);
+        d.add_text(f.status, &r.status);
+        if let Some(u) = r.user_id {
+            d.add_u64(f.user, u);
+        }
+        if let Some(k) = r.api_key_id {
+            d.add_u64(f.api_key, k);
+        }
+        d.add_text(f.text, format!("{} {}", r.path, r.error_message));
+        d
+    }
+
+    pub fn audit_doc(&self, a: &AuditRecord) -> TantivyDocument {
+        let f = &self.f;
+        let mut d = TantivyDocument::new();
+        d.add_u64(f.kind, KIND_AUDIT);
+        d.add_u64(f.order, order_key(a.timestamp, a.id));
+        d.add_i64(f.created, a.timestamp);
+        if let Some(u) = a.user_id {
+            d.add_u64(f.user, u);
+        }
+        if let Some(o) = a.organization_id {
+            d.add_u64(f.org, o);
+        }
+        d.add_text(f.action, &a.action);
+        d.add_text(f.target_type, &a.target_type);
+        d.add_text(f.text, a.details.to_string());
+        d
+    }
+
+    fn term_u64(field: Field, v: u64) -> Box<dyn Query> {
+        Box::new(TermQuery::new(Term::from_field_u64(field, v), IndexRecordOption::Basic))
+    }
+
+    fn term_str(field: Field, v: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(Term::from_field_text(field, v), IndexRecordOption::Basic))
+    }
+
+    fn created_range(&self, from: Option<i64>, to: Option<i64>) -> Option<Box<dyn Query>> {
+        if from.is_none() && to.is_none() {
+            return None;
+        }
+        let bound = |v: Option<i64>| {
+            v.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_i64(self.f.created, v)))
+        };
+        Some(Box::new(RangeQuery::new(bound(from), bound(to))))
+    }
+
+    /// Every token of `text` must occur in the `text` field.
+    fn text_terms(&self, text: &str, out: &mut Vec<(Occur, Box<dyn Query>)>) {
+        let Ok(mut analyzer) = self.index.tokenizer_for_field(self.f.text) else { return };
+        let mut stream = analyzer.token_stream(text);
+        while stream.advance() {
+            let term = Term::from_field_text(self.f.text, &stream.token().text);
+            out.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+        }
+    }
+
+    fn request_query(&self, q: &RequestFilter) -> BooleanQuery {
+        let f = &self.f;
+        let mut c: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Self::term_u64(f.kind, KIND_REQUEST))];
+        for (field, v) in [(f.service, &q.service), (f.method, &q.method), (f.status, &q.status)] {
+            if let Some(v) = v {
+                c.push((Occur::Must, Self::term_str(field, v)));
+            }
+        }
+        for (field, v) in [(f.user, q.user_id), (f.api_key, q.api_key_id)] {
+            if let Some(v) = v {
+                c.push((Occur::Must, Self::term_u64(field, v)));
+            }
+        }
+        if let Some(r) = self.created_range(q.from, q.to) {
+            c.push((Occur::Must, r));
+        }
+        if let Some(s) = &q.search {
+            self.text_terms(s, &mut c);
+        }
+        BooleanQuery::new(c)
+    }
+
+    fn audit_query(&self, q: &AuditFilter) -> BooleanQuery {
+        let f = &self.f;
+        let mut c: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Self::term_u64(f.kind, KIND_AUDIT))];
+        if let AuditScope::Limited { user, orgs } = &q.scope {
+            let mut any: Vec<(Occur, Box<dyn Query>)> =
+                vec![(Occur::Should, Self::term_u64(f.user, *user))];
+            for o in orgs {
+                any.push((Occur::Should, Self::term_u64(f.org, *o)));
+            }
+            c.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+        }
+        if let Some(u) = q.user {
+            c.push((Occur::Must, Self::term_u64(f.user, u)));
+        }
+        for (field, v) in [(f.action, &q.action), (f.target_type, &q.target_type)] {
+            if let Some(v) = v {
+                c.push((Occur::Must, Self::term_str(field, v)));
+            }
+        }
+        if let Some(r) = self.created_range(q.from, q.to) {
+            c.push((Occur::Must, r));
+        }
+        if let Some(s) = &q.search {
+            self.text_terms(s, &mut c);
+        }
+        BooleanQuery::new(c)
+    }
+
+    fn run(
+        &self,
+        q: &dyn Query,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<u64>), IndexError> {
+        let searcher = self.reader.searcher();
+        let top = TopDocs::with_limit(limit.max(1))
+            .and_offset(offset)
+            .order_by_u64_field("order", Order::Desc);
+        let (count, hits) = searcher.search(q, &(Count, top))?;
+        let ids =
+            hits.into_iter().filter_map(|(order, _)| order.map(|o| o & 0xFFFF_FFFF)).collect();
+        Ok((count as u64, ids))
+    }
+
+    /// Matching request ids, newest first, and the total count.
+    pub fn search_requests(
+        &self,
+        q: &RequestFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<u64>), IndexError> {
+        self.run(&self.request_query(q), offset, limit)
+    }
+
+    /// Matching audit ids, newest first, and the total count.
+    pub fn search_audit(
+        &self,
+        q: &AuditFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<u64>), IndexError> {
+        self.run(&self.audit_query(q), offset, limit)
+    }
+
+    /// A query for request records created before `cutoff` (for retention).
+    pub fn requests_before(&self, cutoff: i64) -> Box<dyn Query> {
+        self.before(KIND_REQUEST, cutoff)
+    }
+
+    /// A query for audit records created before `cutoff`.
+    pub fn audit_before(&self, cutoff: i64) -> Box<dyn Query> {
+        self.before(KIND_AUDIT, cutoff)
+    }
+
+    fn before(&self, kind: u64, cutoff: i64) -> Box<dyn Query> {
+        let range = RangeQuery::new(
+            Bound::Unbounded,
+            Bound::Excluded(Term::from_field_i64(self.f.created, cutoff)),
+        );
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Self::term_u64(self.f.kind, kind)),
+            (Occur::Must, Box::new(range)),
+        ]))
+    }
+}

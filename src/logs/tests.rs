@@ -1,0 +1,217 @@
+//! Pipeline tests on a real data file and index in a temp dir: ingest → redb + roll-ups +
+//! index, filters, read-your-writes, audit following, rebuild after the index is deleted,
+//! retention, and percentile arithmetic.
+
+use std::sync::Arc;
+
+use super::rollups::{Agg, BOUNDS};
+use super::*;
+use crate::config::LogsConfig;
+use crate::crypto::SecretKey;
+use crate::domain::audit::{self, Actor, AuditEvent};
+
+fn open(dir: &Path) -> (Store, Arc<LogService>) {
+    let key = SecretKey::from_bytes([7; 32]);
+    let (store, _) = Store::open(&dir.join("gatehouse.redb"), &key, 16, 256).unwrap();
+    let logs = LogService::start(&store, dir, &LogsConfig::default()).unwrap();
+    (store, logs)
+}
+
+fn close(store: Store, logs: Arc<LogService>) {
+    logs.shutdown();
+    drop(logs);
+    store.close();
+}
+
+fn rec(service: &str, method: &str, status: &str, ms: u64, at: i64) -> RequestLog {
+    RequestLog {
+        request_id: format!("req-{service}-{method}-{ms}"),
+        service_name: service.into(),
+        method_name: method.into(),
+        status: status.into(),
+        duration_ms: ms,
+        created_at: at,
+        path: format!("/api/{method}/"),
+        ..RequestLog::default()
+    }
+}
+
+fn all() -> RequestFilter {
+    RequestFilter::default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_filter_and_read_your_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, logs) = open(dir.path());
+    let now = crate::domain::unix_now();
+    let ids = logs
+        .ingest(vec![
+            rec("a.S", "Get", "success", 10, now - 30),
+            rec("a.S", "Put", "error", 20, now - 20),
+            rec("b.T", "Get", "success", 30, now - 10),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    // No sleep: the list waits for the index.
+    let (count, rows) = logs.list_requests(all(), 0, 10).await.unwrap();
+    assert_eq!(count, 3);
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[2], ids[1], ids[0]]);
+    let f = RequestFilter { service: Some("a.S".into()), ..all() };
+    assert_eq!(logs.list_requests(f, 0, 10).await.unwrap().0, 2);
+    let f = RequestFilter { status: Some("error".into()), ..all() };
+    assert_eq!(logs.list_requests(f, 0, 10).await.unwrap().1[0].method_name, "Put");
+    let f = RequestFilter { search: Some("put".into()), ..all() };
+    assert_eq!(logs.list_requests(f, 0, 10).await.unwrap().0, 1);
+    let f = RequestFilter { from: Some(now - 15), ..all() };
+    assert_eq!(logs.list_requests(f, 0, 10).await.unwrap().0, 1);
+    // Queued (not ingested) records are visible on the next list too.
+    logs.log(rec("c.U", "Ping", "success", 1, now)).await;
+    let f = RequestFilter { service: Some("c.U".into()), ..all() };
+    assert_eq!(logs.list_requests(f, 0, 10).await.unwrap().0, 1);
+    close(store, logs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_come_from_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, logs) = open(dir.path());
+    let now = crate::domain::unix_now();
+    let durations = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+    let mut batch: Vec<RequestLog> =
+        durations.iter().map(|d| rec("svc", "M", "success", *d, now - 60)).collect();
+    batch[9].status = "error".into();
+    batch.push(rec("svc", "N", "timeout", 5, now - 7200));
+    batch.push(rec("old", "X", "success", 1, now - 3 * 86400));
+    logs.ingest(batch).await.unwrap();
+    let from = rollups::window_start(now, 24);
+    let o = store.read(|tx| stats::overview(tx, from)).unwrap();
+    assert_eq!((o.agg.total, o.agg.success, o.agg.error, o.agg.timeout), (11, 9, 1, 1));
+    assert_eq!(o.services, 1);
+    let methods = store.read(|tx| stats::methods(tx, from, Some("svc"))).unwrap();
+    let m = &methods[0];
+    assert_eq!((m.method.as_str(), m.agg.total, m.agg.min(), m.agg.max_ms), ("M", 10, 10, 100));
+    assert!((m.agg.avg() - 55.0).abs() < 1e-9);
+    assert!((m.agg.success_rate() - 90.0).abs() < 1e-9);
+    // sorted[floor(n·q)]: p50 → 60, p95 → 100, p99 → 100.
+    assert_eq!(m.agg.percentile(0.5), Some(60));
+    assert_eq!(m.agg.percentile(0.95), Some(100));
+    let wide = store.read(|tx| stats::overview(tx, rollups::window_start(now, 720))).unwrap();
+    assert_eq!((wide.agg.total, wide.services), (12, 2));
+    let line = store.read(|tx| stats::timeline(tx, from, false)).unwrap();
+    assert_eq!(line.iter().map(|(_, a)| a.total).sum::<u64>(), 11);
+    close(store, logs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_is_followed_and_scoped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, logs) = open(dir.path());
+    for (user, org, action) in [
+        (1, Some(10), "project_created"),
+        (2, Some(20), "variable_updated"),
+        (1, None, "user_login"),
+    ] {
+        store
+            .write(move |tx| {
+                let actor = Actor { user_id: Some(user), name: "N".into(), email: "e@x".into(), ip: None };
+                audit::record(tx, AuditEvent {
+                    actor: &actor,
+                    organization_id: org,
+                    action,
+                    target_type: "project",
+                    target_id: "5".into(),
+                    details: serde_json::json!({"variable_key": "API_KEY", "environment_name": "production"}),
+                })
+            })
+            .await
+            .unwrap();
+    }
+    let f = |scope, search: Option<&str>| AuditFilter {
+        scope,
+        user: None,
+        action: None,
+        target_type: None,
+        from: None,
+        to: None,
+        search: search.map(str::to_string),
+    };
+    assert_eq!(logs.list_audit(f(AuditScope::All, None), 0, 10).await.unwrap().0, 3);
+    let mine = AuditScope::Limited { user: 1, orgs: vec![] };
+    assert_eq!(logs.list_audit(f(mine, None), 0, 10).await.unwrap().0, 2);
+    let admin = AuditScope::Limited { user: 3, orgs: vec![20] };
+    let (n, rows) = logs.list_audit(f(admin, None), 0, 10).await.unwrap();
+    assert_eq!((n, rows[0].action.as_str()), (1, "variable_updated"));
+    assert_eq!(logs.list_audit(f(AuditScope::All, Some("production")), 0, 10).await.unwrap().0, 3);
+    assert_eq!(logs.list_audit(f(AuditScope::All, Some("staging")), 0, 10).await.unwrap().0, 0);
+    close(store, logs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_index_is_rebuilt_with_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = crate::domain::unix_now();
+    let (store, logs) = open(dir.path());
+    let batch: Vec<RequestLog> = (0..2500)
+        .map(|i| rec("s", if i % 2 == 0 { "A" } else { "B" }, "success", i, now - 100))
+        .collect();
+    logs.ingest(batch).await.unwrap();
+    let before = logs
+        .list_requests(RequestFilter { method: Some("A".into()), ..all() }, 0, 5)
+        .await
+        .unwrap();
+    close(store, logs);
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let (store, logs) = open(dir.path());
+    let after = logs
+        .list_requests(RequestFilter { method: Some("A".into()), ..all() }, 0, 5)
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    assert_eq!(after.0, 1250);
+    close(store, logs);
+    // A corrupt index is rebuilt too.
+    std::fs::write(dir.path().join("index").join("meta.json"), b"{not json").unwrap();
+    let (store, logs) = open(dir.path());
+    assert_eq!(logs.list_requests(all(), 0, 1).await.unwrap().0, 2500);
+    close(store, logs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_records_rollups_and_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, logs) = open(dir.path());
+    let now = crate::domain::unix_now();
+    logs.ingest(vec![
+        rec("s", "Old", "success", 1, now - 40 * 86400),
+        rec("s", "New", "success", 1, now),
+    ])
+    .await
+    .unwrap();
+    let pruned = retention::run_once(&logs, &store, now).await.unwrap();
+    assert_eq!(pruned.requests, 1);
+    assert!(pruned.buckets >= 2);
+    let (n, rows) = logs.list_requests(all(), 0, 10).await.unwrap();
+    assert_eq!((n, rows[0].method_name.as_str()), (1, "New"));
+    let o = store.read(|tx| stats::overview(tx, 0)).unwrap();
+    assert_eq!(o.agg.total, 1);
+    close(store, logs);
+}
+
+#[test]
+fn percentiles_follow_the_histogram() {
+    let mut a = Agg::default();
+    assert_eq!(a.percentile(0.5), None);
+    for ms in [1, 2, 3, 4, 1000] {
+        a.add_record(&rec("s", "m", "success", ms, 0));
+    }
+    assert_eq!(
+        (a.percentile(0.5), a.percentile(0.99), a.min(), a.max_ms),
+        (Some(3), Some(1000), 1, 1000)
+    );
+    let mut big = Agg::default();
+    big.add_record(&rec("s", "m", "success", 10_000_000, 0));
+    assert_eq!(big.percentile(0.5), Some(10_000_000));
+    assert!(BOUNDS.windows(2).all(|w| w[0] < w[1]));
+}

@@ -1,0 +1,297 @@
+//! The log writer thread: the only owner of the tantivy `IndexWriter`. It takes batches of
+//! records from the channel, commits them (with their roll-ups) to redb, adds them to the index,
+//! follows the `AUDIT` table, and commits the index at least every `index_commit_ms` — at once
+//! when a list is waiting — with the indexed sequences as the commit payload.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tantivy::IndexWriter;
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::index::{IndexError, LogIndex, Watermark};
+use super::{rollups, Counters, Msg, Progress, RequestLog};
+use crate::store::tables::{AUDIT, REQUEST_LOGS, REQUEST_LOGS_BY_MINUTE};
+use crate::store::{Reader as _, Store, StoreError, WriteTx, Writer as _};
+
+/// Records per redb transaction.
+const MAX_BATCH: usize = 8192;
+/// Records read from redb per catch-up step.
+const CATCH_UP_CHUNK: usize = 10_000;
+
+/// An ingest caller waiting for its records' ids: (reply, first index in the batch, count).
+type Ack = (tokio::sync::oneshot::Sender<Result<Vec<u64>, String>>, usize, usize);
+
+pub(super) struct Parts {
+    pub store: Store,
+    pub index: Arc<LogIndex>,
+    pub rx: mpsc::Receiver<Msg>,
+    pub progress: watch::Sender<Progress>,
+    pub flush: Arc<Notify>,
+    pub stop: Arc<Notify>,
+    pub counters: Arc<Counters>,
+    pub commit_every: Duration,
+    pub watermark: Watermark,
+}
+
+pub(super) struct LogWriter {
+    p: Parts,
+    writer: IndexWriter,
+    /// What has been added to the index writer (committed or not).
+    wm: Watermark,
+    processed: u64,
+    last_written: u64,
+    dirty: bool,
+    flush_requested: bool,
+    last_commit: Instant,
+    rebuild_started: Option<Instant>,
+}
+
+/// Writes `records` (ids assigned here) and their roll-ups; returns the ids.
+fn write_batch(tx: &WriteTx, records: &[RequestLog]) -> Result<Vec<u64>, StoreError> {
+    let mut ids = Vec::with_capacity(records.len());
+    for r in records {
+        let id = tx.next_id("request_log")?;
+        let mut rec = r.clone();
+        rec.id = id;
+        tx.put(REQUEST_LOGS, id, &rec)?;
+        let minute = u64::try_from(r.created_at.div_euclid(60)).unwrap_or(0);
+        tx.link(REQUEST_LOGS_BY_MINUTE, minute, id)?;
+        ids.push(id);
+    }
+    rollups::apply(tx, records)?;
+    Ok(ids)
+}
+
+impl LogWriter {
+    pub fn new(p: Parts) -> Result<Self, IndexError> {
+        let writer = p.index.writer()?;
+        let wm = p.watermark;
+        Ok(Self {
+            p,
+            writer,
+            wm,
+            processed: 0,
+            last_written: 0,
+            dirty: false,
+            flush_requested: false,
+            last_commit: Instant::now(),
+            rebuild_started: None,
+        })
+    }
+
+    /// The thread body: a small runtime of its own, so waiting on the channel, the store's
+    /// commit notifications and timers is cheap, and tantivy may block it freely.
+    pub fn run(self) {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the log writer runtime");
+                return;
+            }
+        };
+        rt.block_on(self.main_loop());
+    }
+
+    async fn main_loop(mut self) {
+        let mut commits = self.p.store.commits();
+        let stop = Arc::clone(&self.p.stop);
+        let flush = Arc::clone(&self.p.flush);
+        loop {
+            let behind = self.catch_up();
+            let wait = if behind {
+                Duration::ZERO
+            } else {
+                self.p.commit_every.saturating_sub(self.last_commit.elapsed())
+            };
+            tokio::select! {
+                biased;
+                () = stop.notified() => break,
+                msg = self.p.rx.recv() => match msg {
+                    Some(first) => self.take_batch(first).await,
+                    None => break,
+                },
+                () = flush.notified() => self.flush_requested = true,
+                _ = commits.changed() => {},
+                () = tokio::time::sleep(wait) => {},
+            }
+            self.maybe_commit();
+        }
+        // Shutting down: write what is queued, index it, commit.
+        self.p.rx.close();
+        while let Some(first) = self.p.rx.recv().await {
+            self.take_batch(first).await;
+        }
+        while self.catch_up() {}
+        self.flush_requested = true;
+        self.maybe_commit();
+    }
+
+    async fn take_batch(&mut self, first: Msg) {
+        let mut batch = vec![first];
+        let mut n = 0;
+        while n < MAX_BATCH {
+            match self.p.rx.try_recv() {
+                Ok(m) => {
+                    n += match &m {
+                        Msg::Ingest(v, _) => v.len(),
+                        _ => 1,
+                    };
+                    batch.push(m);
+                }
+                Err(_) => break,
+            }
+        }
+        self.handle(batch).await;
+    }
+
+    async fn handle(&mut self, batch: Vec<Msg>) {
+        let count = batch.len() as u64;
+        let mut records = Vec::new();
+        let mut acks = Vec::new();
+        for msg in batch {
+            match msg {
+                Msg::Request(r) => records.push(*r),
+                Msg::Ingest(v, reply) => {
+                    acks.push((reply, records.len(), v.len()));
+                    records.extend(v);
+                }
+                Msg::Prune { requests_before, audit_before } => {
+                    self.prune(requests_before, audit_before);
+                }
+            }
+        }
+        if !records.is_empty() {
+            self.write(records, acks).await;
+        }
+        self.processed += count;
+    }
+
+    async fn write(&mut self, records: Vec<RequestLog>, acks: Vec<Ack>) {
+        let shared = Arc::new(records);
+        let captured = Arc::clone(&shared);
+        let result = self.p.store.write(move |tx| write_batch(tx, &captured)).await;
+        match result {
+            Ok(ids) => {
+                for (reply, start, len) in acks {
+                    let _ = reply.send(Ok(ids.iter().skip(start).take(len).copied().collect()));
+                }
+                self.p.counters.written.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else { return };
+                self.last_written = last;
+                // Index straight from memory when nothing is missing before this batch; else
+                // the catch-up reads the gap (and this batch) back from redb.
+                if self.wm.request_seq + 1 == first {
+                    for (r, id) in shared.iter().zip(&ids) {
+                        let mut rec = r.clone();
+                        rec.id = *id;
+                        self.add(self.p.index.request_doc(&rec));
+                    }
+                    self.wm.request_seq = last;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "request log batch not written");
+                for (reply, _, _) in acks {
+                    let _ = reply.send(Err("the request log could not be written".into()));
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, doc: tantivy::TantivyDocument) {
+        if let Err(e) = self.writer.add_document(doc) {
+            tracing::error!(error = %e, "cannot index a log record");
+            return;
+        }
+        self.p.counters.indexed.fetch_add(1, Ordering::Relaxed);
+        self.dirty = true;
+    }
+
+    fn prune(&mut self, requests_before: i64, audit_before: Option<i64>) {
+        let mut queries = vec![self.p.index.requests_before(requests_before)];
+        if let Some(cut) = audit_before {
+            queries.push(self.p.index.audit_before(cut));
+        }
+        for q in queries {
+            if let Err(e) = self.writer.delete_query(q) {
+                tracing::warn!(error = %e, "cannot prune the search index");
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Indexes one chunk of request and audit records that are in redb but not yet in the index.
+    /// Returns whether more remain.
+    fn catch_up(&mut self) -> bool {
+        let from_req = self.wm.request_seq + 1;
+        let from_audit = self.wm.audit_seq + 1;
+        let read = self.p.store.read(|tx| {
+            let reqs = tx.scan(REQUEST_LOGS, from_req..=u64::MAX, CATCH_UP_CHUNK, false)?;
+            let audits = tx.scan(AUDIT, from_audit..=u64::MAX, CATCH_UP_CHUNK, false)?;
+            Ok::<_, StoreError>((reqs, audits))
+        });
+        let (reqs, audits) = match read {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read records to index");
+                return false;
+            }
+        };
+        let more = reqs.len() >= CATCH_UP_CHUNK || audits.len() >= CATCH_UP_CHUNK;
+        if reqs.len() >= CATCH_UP_CHUNK && self.rebuild_started.is_none() {
+            self.rebuild_started = Some(Instant::now());
+            tracing::info!(from = from_req, "indexing request log records");
+        }
+        for (id, rec) in &reqs {
+            self.add(self.p.index.request_doc(rec));
+            self.wm.request_seq = *id;
+        }
+        for (id, rec) in &audits {
+            self.add(self.p.index.audit_doc(rec));
+            self.wm.audit_seq = *id;
+        }
+        if more {
+            tracing::info!(indexed_through = self.wm.request_seq, "indexing progress");
+        } else if let Some(started) = self.rebuild_started.take() {
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(through = self.wm.request_seq, seconds = secs, "index caught up");
+        }
+        more
+    }
+
+    fn maybe_commit(&mut self) {
+        let due = self.last_commit.elapsed() >= self.p.commit_every;
+        if !(self.flush_requested || (self.dirty && due)) {
+            return;
+        }
+        self.flush_requested = false;
+        if self.dirty {
+            if let Err(e) = self.commit() {
+                tracing::error!(error = %e, "search index commit failed");
+                return;
+            }
+        }
+        self.last_commit = Instant::now();
+        self.dirty = false;
+        let caught_up = self.wm.request_seq >= self.last_written;
+        let processed = self.processed;
+        let wm = self.wm;
+        self.p.progress.send_modify(|p| {
+            if caught_up {
+                p.processed = processed;
+            }
+            p.request_seq = wm.request_seq;
+            p.audit_seq = wm.audit_seq;
+        });
+    }
+
+    fn commit(&mut self) -> Result<(), IndexError> {
+        let payload = serde_json::to_string(&self.wm).unwrap_or_default();
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        self.p.index.reload()
+    }
+}
