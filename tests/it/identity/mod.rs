@@ -3,6 +3,7 @@
 mod accounts;
 mod admin_cli;
 mod api_keys;
+mod bench;
 mod jwt;
 mod layer;
 mod limits;
