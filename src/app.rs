@@ -118,7 +118,15 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let data_dir = config.server.data_dir.clone();
     let logs = crate::logs::LogService::start(&store, &data_dir, &config.logs)?;
     bootstrap_admin(&store, &opts.env, &data_dir).await?;
-    let auth = crate::auth::AuthService::new().map_err(|e| StartError::Bootstrap(e.message))?;
+    let (jwt_store, jwt_master) = (store.clone(), master.clone());
+    let jwt = tokio::task::spawn_blocking(move || {
+        crate::auth::jwt::JwtKeys::load_or_create(&jwt_store, &jwt_master)
+    })
+    .await
+    .map_err(|e| StartError::Bootstrap(e.to_string()))?
+    .map_err(|e| StartError::Bootstrap(e.message))?;
+    let auth = crate::auth::AuthService::new(jwt, &config)
+        .map_err(|e| StartError::Bootstrap(e.message))?;
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         store: store.clone(),
@@ -140,6 +148,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     write_public_file(&ca_pem_path, certs.ca_pem().as_bytes())?;
 
     let mut background = vec![
+        spawn_usage_flusher(Arc::clone(&state)),
         spawn_deleted_sweeper(Arc::clone(&state)),
         crate::logs::retention::spawn(logs, store.clone()),
     ];
@@ -176,6 +185,19 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         ))
     };
     Ok(Running { local_addr, ca_pem_path, state, shutdown: Some(shutdown_tx), server, background })
+}
+
+/// Writes batched credential usage (API key counters, `last_used_at`) every few seconds.
+fn spawn_usage_flusher(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.auth.flush_usage(&state.store).await {
+                tracing::warn!(error = %e, "credential usage flush failed");
+            }
+        }
+    })
 }
 
 /// Purges deleted variables whose retention ran out, hourly, in small transactions.
@@ -276,7 +298,11 @@ impl Running {
         for task in self.background {
             let _ = task.await;
         }
-        // Requests have finished: write the queued log records and commit the index, then close.
+        // Requests have finished: write the batched credential usage and the queued log
+        // records, commit the index, then close.
+        if let Err(e) = self.state.auth.flush_usage(&self.state.store).await {
+            tracing::warn!(error = %e, "credential usage flush failed");
+        }
         let logs = Arc::clone(&self.state.logs);
         let _ = tokio::task::spawn_blocking(move || logs.shutdown()).await;
         let store = self.state.store.clone();

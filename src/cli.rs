@@ -65,6 +65,22 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
+    /// Create an account (with its personal organization); the password is read from stdin
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        /// Make the account staff (runs the whole appliance)
+        #[arg(long)]
+        staff: bool,
+        /// Read the password from the first line of standard input
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Give an account a new random password (printed once); its tokens and sessions end
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
     /// Re-seal the organization data keys and sealed settings under a new master key (stop the
     /// server first). When the current key is DATA_DIR/master.key it is replaced by the new one.
     RotateMasterKey {
@@ -121,6 +137,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Admin { command: AdminCommand::RotateMasterKey { new_key_file } } => {
             crate::rotate::rotate_master_key(&config, &cli.common, &env, &new_key_file)
         }
+        Command::Admin { command } => admin(&config, &cli.common, &env, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,6 +206,24 @@ fn check(
         info.schema_version, info.instance_id
     );
     Ok(())
+}
+
+fn admin(
+    config: &Config,
+    common: &CommonArgs,
+    env: &BTreeMap<String, String>,
+    command: AdminCommand,
+) -> Result<(), String> {
+    let credentials_dir = env.get("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let (store, _, _) = crate::app::open_store(
+        config,
+        common.master_key_file.as_deref(),
+        credentials_dir.as_deref(),
+    )
+    .map_err(|e| format!("{e} (is the server running? stop it first)"))?;
+    let result = crate::auth::admin::run(&store, config, command);
+    store.close();
+    result
 }
 
 fn export_ca(config: &Config) -> Result<(), String> {

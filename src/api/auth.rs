@@ -8,7 +8,6 @@ use poem::web::Data;
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde_json::json;
 
 use crate::api::body::OptionalJson;
 use crate::api::error::{ApiError, ApiResult};
@@ -16,10 +15,12 @@ use crate::api::middleware::RequestContext;
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::app::AppState;
-use crate::auth::{digest_of, new_login_token, new_session_secret, passwords, SESSION_COOKIE};
+use crate::auth::issue::choose_company;
+use crate::auth::{
+    digest_of, new_login_token, new_session_secret, passwords, PasswordCheck, SESSION_COOKIE,
+};
 use crate::crypto::Secret;
 use crate::domain::accounts::{self, NewUser, ProfilePatch, Registration, TokenGrant};
-use crate::domain::audit::{self, AuditEvent};
 use crate::domain::credentials::TokenKind;
 use crate::domain::records::User;
 use crate::domain::{rfc3339_from_unix, unix_now, CredentialKind, Error, Principal};
@@ -110,6 +111,8 @@ pub struct LoginRequest {
     /// Username (or email) of the account, instead of `email`.
     pub username: Option<String>,
     pub password: String,
+    /// The organization the JWTs speak for (default: the user's first).
+    pub company_id: Option<u64>,
 }
 
 #[derive(Debug, Object)]
@@ -127,6 +130,10 @@ pub struct LoginResponse {
     pub token: String,
     pub user: UserBody,
     pub organizations: Vec<OrganizationRole>,
+    /// A JWT access token (`Authorization: Bearer …`).
+    pub access: String,
+    /// A JWT refresh token for `/api/auth/token/refresh/`.
+    pub refresh: String,
 }
 
 #[derive(ApiResponse)]
@@ -154,6 +161,36 @@ pub struct ProfileUpdateRequest {
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub username: Option<String>,
+}
+
+/// Checks a login form's credentials (lockout, audit of failures); the user on success.
+pub(crate) async fn password_login(
+    state: &AppState,
+    ident: &str,
+    password: String,
+    ip: Option<IpAddr>,
+) -> ApiResult<User> {
+    if ident.trim().is_empty() {
+        return Err(Error::invalid("email", "This field is required.").into());
+    }
+    if password.is_empty() {
+        return Err(Error::invalid("password", "This field is required.").into());
+    }
+    let checked = state.auth.check_password(&state.store, ident, Secret::new(password)).await?;
+    let known = match checked {
+        PasswordCheck::Ok(user) => return Ok(user),
+        PasswordCheck::Wrong(known) => known,
+        PasswordCheck::Locked(secs) => {
+            return Err(Error::rate_limited(secs)
+                .with_details(serde_json::Value::String(format!(
+                    "Too many failed login attempts. Try again in {secs} seconds."
+                )))
+                .into())
+        }
+    };
+    let ident = ident.to_string();
+    state.store.write(move |tx| accounts::record_login_failed(tx, &ident, known, ip)).await?;
+    Err(Error::unauthenticated("Invalid credentials").into())
 }
 
 fn session_cookie(secret: &str, max_age: u64) -> String {
@@ -238,31 +275,20 @@ impl AuthApi {
         body: OptionalJson<LoginRequest>,
     ) -> ApiResult<LoginResult> {
         let ip = client_ip(req);
-        let (user_id, via) = match body.0 {
+        let (user, via, requested) = match body.0 {
             Some(b) => {
                 let ident = b.email.or(b.username).unwrap_or_default();
-                if ident.trim().is_empty() {
-                    return Err(Error::invalid("email", "This field is required.").into());
-                }
-                let checked = state
-                    .auth
-                    .check_password(&state.store, &ident, Secret::new(b.password))
-                    .await?;
-                match checked {
-                    Ok(user) => (user.id, "password"),
-                    Err(known) => {
-                        let ident = ident.clone();
-                        state
-                            .store
-                            .write(move |tx| accounts::record_login_failed(tx, &ident, known, ip))
-                            .await?;
-                        return Err(Error::unauthenticated("Invalid credentials").into());
-                    }
-                }
+                (password_login(&state, &ident, b.password, ip).await?, "password", b.company_id)
             }
             None => {
                 match req.extensions().get::<Principal>() {
-                    Some(p) if p.credential == CredentialKind::Basic => (p.user_id, "basic"),
+                    Some(p) if p.credential == CredentialKind::Basic => {
+                        let id = p.user_id;
+                        let user = state.store.read(|tx| tx.get(USERS, id))?.ok_or_else(|| {
+                            ApiError(Error::unauthenticated("Invalid credentials"))
+                        })?;
+                        (user, "basic", None)
+                    }
                     _ => return Err(Error::invalid(
                         "non_field_errors",
                         "Send {email or username, password} as JSON, or HTTP Basic credentials.",
@@ -271,11 +297,15 @@ impl AuthApi {
                 }
             }
         };
+        let now = unix_now();
+        let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
+        let company = choose_company(&memberships, requested)?;
+        let pair = state.auth.issue_pair(&user, company, now)?;
         let token = new_login_token()?;
         let session = new_session_secret()?;
         let hours = state.config.auth.session_hours;
-        let session_expiry = unix_now()
-            .saturating_add(i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2));
+        let session_expiry =
+            now.saturating_add(i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2));
         let grants = vec![
             TokenGrant {
                 digest: digest_of(token.expose()),
@@ -287,7 +317,9 @@ impl AuthApi {
                 kind: TokenKind::Session,
                 expires_at: Some(session_expiry),
             },
+            pair.refresh_grant.clone(),
         ];
+        let user_id = user.id;
         let user = state
             .store
             .write(move |tx| accounts::record_login(tx, user_id, &grants, via, ip))
@@ -300,6 +332,8 @@ impl AuthApi {
                 token: token.into_inner(),
                 user: UserBody::from(&user),
                 organizations,
+                access: pair.access.into_inner(),
+                refresh: pair.refresh.into_inner(),
             }),
             cookie,
         ))
@@ -315,8 +349,14 @@ impl AuthApi {
     ) -> ApiResult<LogoutResult> {
         let p = auth.into_principal();
         let mut ids = Vec::new();
-        match p.credential {
-            CredentialKind::Token { id } | CredentialKind::Session { id } => ids.push(id),
+        let mut deny = None;
+        match &p.credential {
+            CredentialKind::Token { id } | CredentialKind::Session { id } => ids.push(*id),
+            CredentialKind::Jwt { jti } => {
+                let lifetime = state.config.auth.access_token_minutes.saturating_mul(60);
+                let until = unix_now() + i64::try_from(lifetime).unwrap_or(86_400);
+                deny = Some((jti.clone(), until));
+            }
             _ => {}
         }
         if let Some(c) = crate::api::authn::cookie_value(req, SESSION_COOKIE) {
@@ -327,34 +367,11 @@ impl AuthApi {
                 }
             }
         }
-        if ids.is_empty() {
+        if ids.is_empty() && deny.is_none() {
             return Err(Error::invalid("non_field_errors", "No active session found").into());
         }
-        let ip = client_ip(req);
-        let actor = crate::domain::audit::Actor::from_principal(&p, ip);
-        state
-            .store
-            .write(move |tx| -> Result<(), Error> {
-                let mut revoked = 0;
-                for id in &ids {
-                    if accounts::revoke_token(tx, *id)? {
-                        revoked += 1;
-                    }
-                }
-                audit::record(
-                    tx,
-                    AuditEvent {
-                        actor: &actor,
-                        organization_id: None,
-                        action: "user_logout",
-                        target_type: "user",
-                        target_id: actor.user_id.unwrap_or_default().to_string(),
-                        details: json!({"logout": true, "revoked": revoked}),
-                    },
-                )?;
-                Ok(())
-            })
-            .await?;
+        let actor = crate::domain::audit::Actor::from_principal(&p, client_ip(req));
+        state.store.write(move |tx| accounts::logout(tx, &actor, &ids, deny.clone())).await?;
         state.auth.invalidate();
         Ok(LogoutResult::Ok(
             Json(MessageResponse { message: "Successfully logged out".into() }),

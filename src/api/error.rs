@@ -211,6 +211,9 @@ pub fn convert_poem_error(err: poem::Error) -> Response {
 /// `{"field": ["message"]}` where the field can be told, else `{"non_field_errors": [...]}`.
 fn parse_error_details(err: &poem::Error, reason: &str) -> Value {
     use poem_openapi::error::{ParseParamError, ParsePathError};
+    if let Some(details) = crate::api::validation::kept_body_details(err) {
+        return details;
+    }
     if let Some(p) = err.downcast_ref::<ParseParamError>() {
         return serde_json::json!({ p.name: [clean_reason(&p.reason)] });
     }

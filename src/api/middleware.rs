@@ -99,7 +99,14 @@ impl<E: Endpoint> Endpoint for Edge<E> {
         let mut resp = match self.check_body_size(&req) {
             Some(resp) => resp,
             None => match self.keep_json_body(&mut req).await {
-                Ok(kept) => self.call_inner(req, kept).await,
+                Ok(kept) => {
+                    let kept = kept.map(|body| validation::KeptBody {
+                        method: req.method().clone(),
+                        path: req.uri().path().to_string(),
+                        body,
+                    });
+                    validation::with_kept_body(kept, self.call_inner(req)).await
+                }
                 Err(resp) => resp,
             },
         };
@@ -170,9 +177,7 @@ impl<E: Endpoint> Edge<E> {
         }
     }
 
-    async fn call_inner(&self, req: Request, kept_body: Option<Bytes>) -> Response {
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
+    async fn call_inner(&self, req: Request) -> Response {
         let fut = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
             self.inner.call(req),
         ));
@@ -185,17 +190,7 @@ impl<E: Endpoint> Edge<E> {
                     resp
                 }
             }
-            Ok(Ok(Err(err))) => {
-                match kept_body.as_deref().and_then(|b| field_details(&err, &method, &path, b)) {
-                    Some(details) => error_response(
-                        StatusCode::BAD_REQUEST,
-                        "VALIDATION_ERROR",
-                        "Invalid request",
-                        Some(details),
-                    ),
-                    None => convert_poem_error(err),
-                }
-            }
+            Ok(Ok(Err(err))) => convert_poem_error(err),
             Ok(Err(panic)) => {
                 let what = panic
                     .downcast_ref::<&str>()
@@ -236,20 +231,6 @@ impl<E: Endpoint> Edge<E> {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
     }
-}
-
-/// For a JSON payload poem-openapi could not parse, the field-level details found by checking
-/// the kept body against the operation's request schema.
-fn field_details(
-    err: &poem::Error,
-    method: &Method,
-    path: &str,
-    body: &[u8],
-) -> Option<serde_json::Value> {
-    err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>()?;
-    let index = validation::global_index();
-    let schema = index.body_schema(method, path)?;
-    index.details(body, schema)
 }
 
 /// A handler or poem may have produced an error response whose body is not in the error

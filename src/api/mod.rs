@@ -1,6 +1,7 @@
 //! The HTTP surface: poem-openapi APIs (one module per tag), the docs pages, and the layers
 //! every request passes through. Only this module imports poem.
 
+pub mod api_keys;
 pub mod audit_logs;
 pub mod auth;
 pub mod authn;
@@ -13,11 +14,14 @@ pub mod middleware;
 pub mod monitor;
 pub mod organizations;
 pub mod paging;
+pub mod pats;
 pub mod projects;
 pub mod request_log;
 pub mod secrets_support;
 pub mod security;
+pub mod staff_keys;
 pub mod tags;
+pub mod tokens;
 pub mod validation;
 pub mod variables;
 
@@ -36,11 +40,17 @@ use middleware::{Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
-pub type Apis = (
-    health::HealthApi,
-    (auth::AuthApi, organizations::OrganizationsApi),
-    SecretsApis,
-    (monitor::MonitorApi, audit_logs::AuditLogsApi),
+pub type Apis =
+    (health::HealthApi, IdentityApis, SecretsApis, (monitor::MonitorApi, audit_logs::AuditLogsApi));
+
+/// The identity area's APIs.
+pub type IdentityApis = (
+    auth::AuthApi,
+    tokens::TokenApi,
+    organizations::OrganizationsApi,
+    api_keys::ApiKeysApi,
+    staff_keys::StaffApiKeysApi,
+    pats::PatsApi,
 );
 
 /// Projects, environments, variables, import/export.
@@ -54,7 +64,14 @@ pub type SecretsApis = (
 pub fn apis() -> Apis {
     (
         health::HealthApi,
-        (auth::AuthApi, organizations::OrganizationsApi),
+        (
+            auth::AuthApi,
+            tokens::TokenApi,
+            organizations::OrganizationsApi,
+            api_keys::ApiKeysApi,
+            staff_keys::StaffApiKeysApi,
+            pats::PatsApi,
+        ),
         (
             projects::ProjectsApi,
             environments::EnvironmentsApi,
@@ -63,6 +80,28 @@ pub fn apis() -> Apis {
         ),
         (monitor::MonitorApi, audit_logs::AuditLogsApi),
     )
+}
+
+/// Serves a path of the document under another prefix (django-cfg's real `/cfg/grpc/…`
+/// mount beside the documented `/api/grpc/…`), without adding it to the document.
+struct Alias<E> {
+    from: &'static str,
+    to: &'static str,
+    inner: Arc<E>,
+}
+
+impl<E: Endpoint> Endpoint for Alias<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: poem::Request) -> poem::Result<Self::Output> {
+        let path = req.uri().path();
+        let rest = path.strip_prefix(self.from).unwrap_or(path);
+        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        let target = format!("{}{rest}{query}", self.to);
+        let uri = target.parse().map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
+        *req.uri_mut() = uri;
+        self.inner.call(req).await
+    }
 }
 
 /// The OpenAPI service (document title, version, and every operation).
@@ -142,14 +181,19 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             state.config.server.request_timeout_seconds,
         ),
     });
+    let api = Arc::new(service.into_endpoint());
     let route = Route::new()
         .at("/api/schema", get(schema_endpoint.data(docs)))
         .nest("/api/schema/swagger-ui", swagger)
         .nest("/api/docs", swagger_again)
         .nest("/api/schema/redoc", redoc)
         .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
+        .nest_no_strip(
+            "/cfg/grpc/api-keys",
+            Alias { from: "/cfg/grpc/api-keys", to: "/api/grpc/api-keys", inner: Arc::clone(&api) },
+        )
         .nest("/cfg/grpc/monitor", monitor::alias::routes())
-        .nest("/", service.into_endpoint());
+        .nest("/", api);
     let app = authn::AuthLayer::new(
         route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state)),
         Arc::clone(&state),

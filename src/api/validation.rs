@@ -18,6 +18,38 @@ pub struct SchemaIndex {
     components: Map<String, Value>,
 }
 
+/// The JSON body of the request being served, kept by the edge so that a parse failure can
+/// be explained wherever it is turned into a response (any layer may call
+/// `convert_poem_error`).
+pub struct KeptBody {
+    pub method: Method,
+    pub path: String,
+    pub body: bytes::Bytes,
+}
+
+tokio::task_local! {
+    static KEPT: Option<KeptBody>;
+}
+
+/// Runs `fut` (the rest of the request) with `kept` available to [`kept_body_details`].
+pub async fn with_kept_body<F: std::future::Future>(kept: Option<KeptBody>, fut: F) -> F::Output {
+    KEPT.scope(kept, fut).await
+}
+
+/// For a JSON payload poem-openapi could not parse, the field-level details found by checking
+/// the kept body against the operation's request schema; `None` if there is nothing to add.
+pub fn kept_body_details(err: &poem::Error) -> Option<Value> {
+    err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>()?;
+    KEPT.try_with(|kept| {
+        let kept = kept.as_ref()?;
+        let index = global_index();
+        let schema = index.body_schema(&kept.method, &kept.path)?;
+        index.details(&kept.body, schema)
+    })
+    .ok()
+    .flatten()
+}
+
 /// The index of this binary's own OpenAPI document, built on first use (a parse error).
 pub fn global_index() -> &'static SchemaIndex {
     static INDEX: OnceLock<SchemaIndex> = OnceLock::new();

@@ -3,21 +3,28 @@
 //! entries die with every identity mutation (a generation counter), so a revoked token, a
 //! removed membership or a changed password takes effect on the next request.
 
+pub mod admin;
 pub mod bootstrap;
+pub mod issue;
+pub mod jwt;
+pub mod lockout;
 pub mod passwords;
+pub mod ratelimit;
+mod resolve;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
-use crate::crypto::{sha256, sha256_hex, Secret, SecretKey};
+use crate::config::{AuthConfig, Config};
+use crate::crypto::{sha256_hex, Secret, SecretKey};
 use crate::domain::accounts;
 use crate::domain::credentials::TokenKind;
 use crate::domain::records::User;
 use crate::domain::{unix_now, CredentialKind, Error, Principal};
-use crate::store::tables::{TOKENS, TOKENS_BY_DIGEST, USERS};
 use crate::store::{Reader, Store};
 
 /// Name of the session cookie set at login.
@@ -92,26 +99,70 @@ pub fn digest_of(secret: &str) -> String {
     sha256_hex(secret.as_bytes())
 }
 
+/// What a resolved credential still needs checked or counted on every use.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Limits {
+    /// API key allow-list; empty means any address.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Usage to count: an API key version, or a PAT.
+    pub usage: Option<UsageOf>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum UsageOf {
+    ApiKey { id: u64, version: u32 },
+    Pat { id: u64 },
+}
+
 struct Cached {
     generation: u64,
     principal: Principal,
     expires_at: Option<i64>,
+    limits: Limits,
 }
 
-/// The resolver with its cache; one per server, in `AppState`.
+#[derive(Default)]
+struct Usage {
+    api_keys: BTreeMap<(u64, u32), (u64, i64)>,
+    pats: BTreeMap<u64, i64>,
+}
+
+/// The outcome of a password check.
+pub enum PasswordCheck {
+    Ok(User),
+    /// Wrong password or unknown account (with the user id when the account exists).
+    Wrong(Option<u64>),
+    /// Too many failures: locked for this many seconds.
+    Locked(u64),
+}
+
+/// The resolver with its cache, limits and usage counters; one per server, in `AppState`.
 pub struct AuthService {
     generation: AtomicU64,
     cache: RwLock<HashMap<[u8; 32], Cached>>,
     /// Keys the Basic cache so that it holds no fast hash of a password.
     basic_key: SecretKey,
+    pub jwt: jwt::JwtKeys,
+    pub limiter: ratelimit::RateLimiter,
+    pub lockout: lockout::Lockout,
+    usage: Mutex<Usage>,
+    pub config: AuthConfig,
 }
 
 impl AuthService {
-    pub fn new() -> Result<Arc<Self>, Error> {
+    pub fn new(jwt: jwt::JwtKeys, config: &Config) -> Result<Arc<Self>, Error> {
         Ok(Arc::new(Self {
             generation: AtomicU64::new(1),
             cache: RwLock::new(HashMap::new()),
             basic_key: SecretKey::generate().map_err(|e| Error::internal(e.to_string()))?,
+            jwt,
+            limiter: ratelimit::RateLimiter::new(config.rate_limit.clone()),
+            lockout: lockout::Lockout::new(
+                config.auth.lockout_failures,
+                config.auth.lockout_minutes,
+            ),
+            usage: Mutex::new(Usage::default()),
+            config: config.auth.clone(),
         }))
     }
 
@@ -122,7 +173,7 @@ impl AuthService {
         self.cache.write().clear();
     }
 
-    fn cached(&self, key: &[u8; 32]) -> Option<Principal> {
+    fn cached(&self, key: &[u8; 32]) -> Option<(Principal, Limits)> {
         let now = unix_now();
         let generation = self.generation.load(Ordering::SeqCst);
         let cache = self.cache.read();
@@ -130,7 +181,7 @@ impl AuthService {
         if hit.generation != generation || hit.expires_at.is_some_and(|e| e <= now) {
             return None;
         }
-        Some(hit.principal.clone())
+        Some((hit.principal.clone(), hit.limits.clone()))
     }
 
     fn remember(
@@ -139,6 +190,7 @@ impl AuthService {
         generation: u64,
         principal: &Principal,
         expires_at: Option<i64>,
+        limits: &Limits,
     ) {
         if generation != self.generation.load(Ordering::SeqCst) {
             return; // something changed while we read; don't cache a possibly stale answer
@@ -147,124 +199,118 @@ impl AuthService {
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
         }
-        cache.insert(key, Cached { generation, principal: principal.clone(), expires_at });
+        let entry =
+            Cached { generation, principal: principal.clone(), expires_at, limits: limits.clone() };
+        cache.insert(key, entry);
     }
 
-    /// Resolves a presented credential to a principal, or 401.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Resolves a presented credential to a principal: 401 when it is bad, expired or
+    /// revoked; 403 when an API key is used from outside its allow-list.
     pub async fn authenticate(
         &self,
         store: &Store,
         presented: Presented,
+        ip: Option<IpAddr>,
     ) -> Result<Principal, Error> {
-        match presented {
-            Presented::Token(secret) => {
-                self.resolve_token(store, secret.expose(), TokenKind::Token)
-            }
-            Presented::Session(secret) => {
-                self.resolve_token(store, secret.expose(), TokenKind::Session)
-            }
+        let (principal, limits) = match presented {
+            Presented::Token(s) => self.resolve_token(store, s.expose(), TokenKind::Token)?,
+            Presented::Session(s) => self.resolve_token(store, s.expose(), TokenKind::Session)?,
             Presented::Basic { ident, password } => {
-                self.resolve_basic(store, &ident, password).await
+                (self.resolve_basic(store, &ident, password).await?, Limits::default())
             }
-            Presented::Bearer(_) | Presented::ApiKey(_) => {
-                Err(Error::unauthenticated("Invalid token."))
+            Presented::Bearer(s) if jwt::looks_like_jwt(s.expose()) => {
+                self.resolve_jwt(store, s.expose())?
             }
-        }
-    }
-
-    fn resolve_token(
-        &self,
-        store: &Store,
-        secret: &str,
-        kind: TokenKind,
-    ) -> Result<Principal, Error> {
-        let invalid = || match kind {
-            TokenKind::Token => Error::unauthenticated("Invalid token."),
-            TokenKind::Session => Error::unauthenticated("Invalid or expired session."),
+            Presented::Bearer(s) | Presented::ApiKey(s) => {
+                self.resolve_api_key(store, s.expose())?
+            }
         };
-        let well_formed = match kind {
-            TokenKind::Token => secret.len() == 40,
-            TokenKind::Session => secret.len() == 64,
-        } && secret.bytes().all(|b| b.is_ascii_hexdigit());
-        if !well_formed {
-            return Err(invalid());
+        if !limits.allow.is_empty()
+            && !ip.is_some_and(|ip| limits.allow.iter().any(|n| n.contains(&ip)))
+        {
+            return Err(Error::forbidden("This API key may not be used from this address."));
         }
-        let lower = secret.to_ascii_lowercase();
-        let key = sha256(lower.as_bytes());
-        if let Some(p) = self.cached(&key) {
-            return Ok(p);
+        if let Some(u) = limits.usage {
+            self.count_use(u);
         }
-        let generation = self.generation.load(Ordering::SeqCst);
-        let digest = hex::encode(key);
+        Ok(principal)
+    }
+
+    fn count_use(&self, u: UsageOf) {
         let now = unix_now();
-        let found = store.read(|tx| -> Result<Option<(Principal, Option<i64>)>, Error> {
-            let Some(id) = tx.lookup(TOKENS_BY_DIGEST, &digest)? else { return Ok(None) };
-            let Some(row) = tx.get(TOKENS, id)? else { return Ok(None) };
-            if row.kind != kind || row.expires_at.is_some_and(|e| e <= now) {
-                return Ok(None);
+        let mut usage = self.usage.lock();
+        match u {
+            UsageOf::ApiKey { id, version } => {
+                let e = usage.api_keys.entry((id, version)).or_insert((0, now));
+                e.0 += 1;
+                e.1 = now;
             }
-            let Some(user) = tx.get(USERS, row.user_id)? else { return Ok(None) };
-            if !user.is_active || user.credentials_epoch != row.epoch {
-                return Ok(None);
+            UsageOf::Pat { id } => {
+                usage.pats.insert(id, now);
             }
-            let credential = match kind {
-                TokenKind::Token => CredentialKind::Token { id },
-                TokenKind::Session => CredentialKind::Session { id },
-            };
-            Ok(Some((principal_for(tx, &user, credential)?, row.expires_at)))
-        })?;
-        let (principal, expires_at) = found.ok_or_else(invalid)?;
-        self.remember(key, generation, &principal, expires_at);
-        Ok(principal)
-    }
-
-    async fn resolve_basic(
-        &self,
-        store: &Store,
-        ident: &str,
-        password: Secret<String>,
-    ) -> Result<Principal, Error> {
-        let ident = ident.trim().to_lowercase();
-        let mut material = ident.clone().into_bytes();
-        material.push(0);
-        material.extend_from_slice(password.expose().as_bytes());
-        let key = self.basic_key.hmac_sha256(&material);
-        if let Some(p) = self.cached(&key) {
-            return Ok(p);
         }
-        let generation = self.generation.load(Ordering::SeqCst);
-        let user = store.read(|tx| accounts::find_by_login(tx, &ident))?;
-        let hash = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = passwords::verify(hash, password).await;
-        let invalid = || Error::unauthenticated("Invalid username/password.");
-        let user = user.filter(|u| ok && u.is_active).ok_or_else(invalid)?;
-        let principal = store.read(|tx| -> Result<Principal, Error> {
-            // Re-read: the account may have changed while the hash was being checked.
-            let fresh = tx.get(USERS, user.id)?.ok_or_else(invalid)?;
-            if fresh.credentials_epoch != user.credentials_epoch || !fresh.is_active {
-                return Err(invalid());
-            }
-            principal_for(tx, &fresh, CredentialKind::Basic)
-        })?;
-        self.remember(key, generation, &principal, None);
-        Ok(principal)
     }
 
-    /// Verifies an email-or-username and password (the login form), without caching.
-    /// Returns the user on success.
+    /// Requests counted for API key `id` but not yet written: version → (count, last used).
+    pub fn pending_api_key_usage(&self, id: u64) -> BTreeMap<u32, (u64, i64)> {
+        self.usage
+            .lock()
+            .api_keys
+            .range((id, 0)..=(id, u32::MAX))
+            .map(|((_, v), usage)| (*v, *usage))
+            .collect()
+    }
+
+    /// `last_used_at` of PAT `id` not yet written.
+    pub fn pending_pat_use(&self, id: u64) -> Option<i64> {
+        self.usage.lock().pats.get(&id).copied()
+    }
+
+    /// Writes the batched usage counters (API key requests, `last_used_at`) in one commit.
+    pub async fn flush_usage(&self, store: &Store) -> Result<(), Error> {
+        let taken = std::mem::take(&mut *self.usage.lock());
+        if taken.api_keys.is_empty() && taken.pats.is_empty() {
+            return Ok(());
+        }
+        let (keys, pats) = (taken.api_keys, taken.pats);
+        store
+            .write(move |tx| -> Result<(), Error> {
+                crate::domain::api_keys::apply_usage(tx, &keys)?;
+                crate::domain::pats::apply_usage(tx, &pats)
+            })
+            .await
+    }
+
+    /// Verifies an email-or-username and password (the login form), honouring the lockout.
     pub async fn check_password(
         &self,
         store: &Store,
         ident: &str,
         password: Secret<String>,
-    ) -> Result<Result<User, Option<u64>>, Error> {
+    ) -> Result<PasswordCheck, Error> {
         let user = store.read(|tx| accounts::find_by_login(tx, ident))?;
+        let now = unix_now();
+        if let Some(secs) = user.as_ref().and_then(|u| self.lockout.locked(u.id, now)) {
+            return Ok(PasswordCheck::Locked(secs));
+        }
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         let ok = passwords::verify(hash, password).await;
         Ok(match user {
-            Some(u) if ok && u.is_active => Ok(u),
-            Some(u) => Err(Some(u.id)),
-            None => Err(None),
+            Some(u) if ok && u.is_active => {
+                self.lockout.success(u.id);
+                PasswordCheck::Ok(u)
+            }
+            Some(u) => {
+                if !ok {
+                    self.lockout.failure(u.id, now);
+                }
+                PasswordCheck::Wrong(Some(u.id))
+            }
+            None => PasswordCheck::Wrong(None),
         })
     }
 }

@@ -16,6 +16,11 @@ pub fn delete_organization_children(
     removed.insert("projects".into(), secrets.projects.into());
     removed.insert("environments".into(), secrets.environments.into());
     removed.insert("variables".into(), secrets.variables.into());
+    removed.insert("api_keys".into(), crate::domain::api_keys::delete_for_org(tx, org_id)?.into());
+    removed.insert(
+        "personal_access_tokens".into(),
+        crate::domain::pats::revoke_for_org(tx, org_id)?.into(),
+    );
     Ok(removed)
 }
 

@@ -13,6 +13,8 @@ pub enum TokenKind {
     Token,
     /// The `gatehouse_session` cookie set at login (expires after `auth.session_hours`).
     Session,
+    /// A JWT refresh token, by the digest of its `jti` (rotated on use).
+    Refresh,
 }
 
 /// A login token or session, found by the SHA-256 digest of its secret.
@@ -34,4 +36,94 @@ pub struct LoginToken {
 impl Record for LoginToken {
     const VERSION: u8 = 1;
     const NAME: &'static str = "tokens";
+}
+
+/// A personal access token (a JWT with `pat_id`, `pat_ro`, `pat_agm`), checked against this row
+/// on every use. The JWT itself is never stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PersonalAccessToken {
+    pub id: u64,
+    pub user_id: u64,
+    /// The organization the token speaks for (`company_id`).
+    pub company_id: Option<u64>,
+    pub jti: String,
+    pub name: String,
+    pub read_only: bool,
+    pub access_global_metrics: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl Record for PersonalAccessToken {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "personal_access_tokens";
+}
+
+/// One secret of an API key; rotation adds a version and gives the old one an end.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiKeyVersion {
+    pub version: u32,
+    /// Hex SHA-256 of the key; the key of `API_KEYS_BY_DIGEST`.
+    pub digest: String,
+    /// `52df...1660`: the first and last four characters.
+    pub masked: String,
+    pub created_at: i64,
+    /// Set at rotation: the old secret works until then (grace period).
+    pub valid_until: Option<i64>,
+    pub request_count: u64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A user API key (Pegasus / django-cfg), acting as its user within its limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiKey {
+    pub id: u64,
+    pub user_id: u64,
+    pub name: String,
+    /// `service`, `cli`, `webhook`, `internal` or `development`.
+    pub key_type: String,
+    /// When set, the key sees only this organization.
+    pub organization: Option<u64>,
+    pub read_only: bool,
+    /// CIDRs; empty means any address.
+    pub ip_allowlist: Vec<String>,
+    pub expires_at: Option<i64>,
+    /// False once revoked (irreversible).
+    pub is_active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: Option<u64>,
+    pub versions: Vec<ApiKeyVersion>,
+}
+
+impl ApiKey {
+    /// Requests made with any version of the key.
+    pub fn request_count(&self) -> u64 {
+        self.versions.iter().map(|v| v.request_count).sum()
+    }
+
+    pub fn last_used_at(&self) -> Option<i64> {
+        self.versions.iter().filter_map(|v| v.last_used_at).max()
+    }
+
+    /// The masked form of the current secret.
+    pub fn masked_key(&self) -> String {
+        self.versions.last().map(|v| v.masked.clone()).unwrap_or_default()
+    }
+
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+
+    /// Active and not expired (django-cfg's `is_valid`).
+    pub fn is_valid(&self, now: i64) -> bool {
+        self.is_active && !self.is_expired(now)
+    }
+}
+
+impl Record for ApiKey {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "api_keys";
 }

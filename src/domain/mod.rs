@@ -2,11 +2,13 @@
 //! storage only through `store`.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod cascade;
 pub mod credentials;
 pub mod dotenv;
 pub mod orgs;
+pub mod pats;
 pub mod records;
 pub mod secrets;
 

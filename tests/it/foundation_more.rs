@@ -189,3 +189,55 @@ fn collect_refs(v: &serde_json::Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// Posts raw bytes as JSON and returns the error body (asserting the one format and 400).
+async fn post_json_400(server: &TestServer, path: &str, body: &str) -> serde_json::Value {
+    let resp = server
+        .client
+        .post(server.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let err = crate::harness::assert_error(resp, 400).await;
+    assert_eq!(err["code"], "VALIDATION_ERROR", "{err}");
+    err["details"].clone()
+}
+
+#[tokio::test]
+async fn json_parse_failures_name_the_field() {
+    let server = TestServer::start().await;
+    let path = "/api/auth/register/";
+    let details = post_json_400(
+        &server,
+        path,
+        r#"{"email": "new@example.com", "password": "long-enough-pw-1"}"#,
+    )
+    .await;
+    assert_eq!(details["username"], serde_json::json!(["This field is required."]), "{details}");
+    assert_eq!(details["confirm_password"], serde_json::json!(["This field is required."]));
+    assert!(details.get("email").is_none() && details.get("first_name").is_none(), "{details}");
+    let details = post_json_400(
+        &server,
+        path,
+        r#"{"username": ["x"], "email": "n@example.com", "password": "long-enough-pw-1",
+            "confirm_password": "long-enough-pw-1", "first_name": {"a": 1}}"#,
+    )
+    .await;
+    assert_eq!(details["username"], serde_json::json!(["Not a valid string."]), "{details}");
+    assert_eq!(details["first_name"], serde_json::json!(["Not a valid string."]), "{details}");
+    let details = post_json_400(&server, path, r#"{"username": "x", "#).await;
+    let msg = details["non_field_errors"][0].as_str().unwrap_or_default();
+    assert!(msg.starts_with("JSON parse error - "), "{details}");
+    let details = post_json_400(&server, path, "[1, 2, 3]").await;
+    assert_eq!(
+        details,
+        serde_json::json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]})
+    );
+    // Without a trailing slash the same operation is found.
+    let details = post_json_400(&server, "/api/auth/register", "{}").await;
+    assert_eq!(details["email"], serde_json::json!(["This field is required."]), "{details}");
+    // The server still serves a well-formed request afterwards.
+    assert_eq!(server.get("/health/").await.status(), 200);
+}

@@ -6,6 +6,7 @@
 mod harness;
 
 mod cli;
+mod fixture;
 mod foundation;
 mod foundation_more;
 mod identity;

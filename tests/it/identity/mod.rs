@@ -1,8 +1,15 @@
 //! Identity and access: accounts, the authentication layer, organizations and members.
 
 mod accounts;
+mod admin_cli;
+mod api_keys;
+mod bench;
+mod jwt;
 mod layer;
+mod limits;
 mod organizations;
+mod pats;
+mod secrets;
 
 use crate::harness::TestServer;
 

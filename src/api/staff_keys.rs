@@ -1,0 +1,168 @@
+//! django-cfg's staff views of every API key: `GET /api/grpc/api-keys/`, `…/{id}/`,
+//! `…/stats/` (also served under `/cfg/grpc/api-keys/…`, outside the document).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem::Request;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use crate::api::api_keys::with_pending;
+use crate::api::error::ApiResult;
+use crate::api::paging::{Page, PageRequest};
+use crate::api::security::Authenticated;
+use crate::api::tags::ApiTags;
+use crate::app::AppState;
+use crate::domain::api_keys::{self, StaffFilter};
+use crate::domain::credentials::ApiKey;
+use crate::domain::{rfc3339_from_unix, unix_now, Error};
+use crate::store::tables::{API_KEYS, USERS};
+use crate::store::{ReadTx, Reader as _};
+
+pub struct StaffApiKeysApi;
+
+/// django-cfg's `GrpcApiKey` as its admin view shows it (exactly these fields).
+#[derive(Debug, Object)]
+#[oai(rename = "GrpcApiKey")]
+pub struct StaffApiKey {
+    pub id: u64,
+    pub name: String,
+    pub key_type: String,
+    pub masked_key: String,
+    pub is_active: bool,
+    pub is_valid: bool,
+    pub user_id: u64,
+    pub username: String,
+    pub user_email: String,
+    pub request_count: u64,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    /// The creator's username.
+    pub created_by: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct ApiKeyStats {
+    pub total_keys: u64,
+    pub active_keys: u64,
+    /// Active keys past their expiry.
+    pub expired_keys: u64,
+    pub total_requests: u64,
+    /// Count per `key_type`, for types that have keys.
+    pub keys_by_type: BTreeMap<String, u64>,
+}
+
+fn staff_view(tx: &ReadTx, state: &AppState, k: ApiKey) -> Result<StaffApiKey, Error> {
+    let k = with_pending(state, k);
+    let user = tx.get(USERS, k.user_id)?;
+    let created_by = match k.created_by {
+        Some(id) => tx.get(USERS, id)?.map(|u| u.username),
+        None => None,
+    };
+    Ok(StaffApiKey {
+        id: k.id,
+        name: k.name.clone(),
+        key_type: k.key_type.clone(),
+        masked_key: k.masked_key(),
+        is_active: k.is_active,
+        is_valid: k.is_valid(unix_now()),
+        user_id: k.user_id,
+        username: user.as_ref().map(|u| u.username.clone()).unwrap_or_default(),
+        user_email: user.map(|u| u.email).unwrap_or_default(),
+        request_count: k.request_count(),
+        last_used_at: k.last_used_at().map(rfc3339_from_unix),
+        expires_at: k.expires_at.map(rfc3339_from_unix),
+        created_at: rfc3339_from_unix(k.created_at),
+        created_by,
+    })
+}
+
+#[OpenApi(tag = "ApiTags::ApiKeys")]
+impl StaffApiKeysApi {
+    /// Every API key (staff only), newest first; filters `is_active`, `key_type`, `user_id`.
+    #[oai(path = "/api/grpc/api-keys/", method = "get", operation_id = "grpc_api_keys_list")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        is_active: Query<Option<String>>,
+        key_type: Query<Option<String>>,
+        user_id: Query<Option<u64>>,
+        page: Query<Option<u64>>,
+        page_size: Query<Option<u64>>,
+    ) -> ApiResult<Json<Page<StaffApiKey>>> {
+        let pr = PageRequest::new(page.0, page_size.0)?;
+        let filter = StaffFilter {
+            is_active: is_active
+                .0
+                .map(|v| matches!(v.to_lowercase().as_str(), "true" | "1" | "yes")),
+            key_type: key_type.0,
+            user_id: user_id.0,
+        };
+        let p = auth.principal();
+        let (total, results) = state.store.read(|tx| -> Result<_, Error> {
+            let all = api_keys::list_all(tx, p, &filter)?;
+            let total = all.len() as u64;
+            let page: Result<Vec<_>, Error> =
+                pr.slice(all).into_iter().map(|k| staff_view(tx, &state, k)).collect();
+            Ok((total, page?))
+        })?;
+        Ok(Json(pr.build(req, total, results)?))
+    }
+
+    /// Key statistics (staff only).
+    #[oai(
+        path = "/api/grpc/api-keys/stats/",
+        method = "get",
+        operation_id = "grpc_api_keys_stats_retrieve"
+    )]
+    async fn stats(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Authenticated,
+    ) -> ApiResult<Json<ApiKeyStats>> {
+        let p = auth.principal();
+        let s = state.store.read(|tx| -> Result<_, Error> {
+            let mut s = api_keys::stats(tx, p)?;
+            // Counted but not yet flushed.
+            for k in api_keys::list_all(tx, p, &StaffFilter::default())? {
+                s.total_requests +=
+                    state.auth.pending_api_key_usage(k.id).values().map(|(n, _)| n).sum::<u64>();
+            }
+            Ok(s)
+        })?;
+        Ok(Json(ApiKeyStats {
+            total_keys: s.total_keys,
+            active_keys: s.active_keys,
+            expired_keys: s.expired_keys,
+            total_requests: s.total_requests,
+            keys_by_type: s.keys_by_type,
+        }))
+    }
+
+    /// One API key (staff only).
+    #[oai(
+        path = "/api/grpc/api-keys/:id/",
+        method = "get",
+        operation_id = "grpc_api_keys_retrieve"
+    )]
+    async fn retrieve(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: Authenticated,
+        id: Path<u64>,
+    ) -> ApiResult<Json<StaffApiKey>> {
+        auth.principal().require_staff()?;
+        let v = state.store.read(|tx| -> Result<_, Error> {
+            let k = tx.get(API_KEYS, id.0)?.ok_or_else(|| Error::not_found("API key"))?;
+            staff_view(tx, &state, k)
+        })?;
+        Ok(Json(v))
+    }
+}

@@ -1,0 +1,240 @@
+//! SimpleJWT's routes: `/api/auth/token/` (obtain a pair), `/api/auth/token/refresh/`
+//! (rotate: the old refresh token dies), `/api/auth/token/verify/`; and
+//! `/api/auth/password/change/`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem::Request;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use crate::api::auth::{client_ip, password_login};
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::security::Authenticated;
+use crate::api::tags::ApiTags;
+use crate::app::AppState;
+use crate::auth::issue::choose_company;
+use crate::auth::{digest_of, passwords};
+use crate::crypto::Secret;
+use crate::domain::accounts;
+use crate::domain::audit::Actor;
+use crate::domain::credentials::TokenKind;
+use crate::domain::{unix_now, CredentialKind, Error};
+use crate::store::tables::{TOKENS, TOKENS_BY_DIGEST, USERS};
+use crate::store::Reader as _;
+
+pub struct TokenApi;
+
+#[derive(Debug, Object)]
+pub struct TokenObtainRequest {
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub password: String,
+    /// The organization the tokens speak for (default: the user's first).
+    pub company_id: Option<u64>,
+}
+
+#[derive(Debug, Object)]
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
+}
+
+#[derive(Debug, Object)]
+pub struct TokenRefreshRequest {
+    pub refresh: String,
+}
+
+#[derive(Debug, Object)]
+pub struct TokenVerifyRequest {
+    pub token: String,
+}
+
+#[derive(Debug, Object)]
+pub struct PasswordChangeRequest {
+    pub old_password: String,
+    /// The new password (or `new_password1`, dj-rest-auth's name).
+    pub new_password: Option<String>,
+    pub new_password1: Option<String>,
+    /// Confirmation (or `confirm_password`), must match when given.
+    pub new_password2: Option<String>,
+    pub confirm_password: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct DetailResponse {
+    pub detail: String,
+}
+
+fn token_invalid() -> ApiError {
+    ApiError(
+        Error::unauthenticated("Token is invalid or expired")
+            .with_details(serde_json::Value::String("token_not_valid".into())),
+    )
+}
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl TokenApi {
+    /// Obtain a JWT access/refresh pair with email (or username) and password.
+    #[oai(path = "/api/auth/token/", method = "post", operation_id = "auth_token_create")]
+    async fn obtain(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        body: Json<TokenObtainRequest>,
+    ) -> ApiResult<Json<TokenPair>> {
+        let b = body.0;
+        let ident = b.email.or(b.username).unwrap_or_default();
+        let user = password_login(&state, &ident, b.password, client_ip(req)).await?;
+        let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
+        let company = choose_company(&memberships, b.company_id)?;
+        let pair = state.auth.issue_pair(&user, company, unix_now())?;
+        let grant = pair.refresh_grant.clone();
+        state
+            .store
+            .write(move |tx| -> Result<u64, Error> {
+                let user = tx.get(USERS, user.id)?.ok_or_else(|| Error::not_found("User"))?;
+                accounts::issue_token(tx, &user, &grant)
+            })
+            .await?;
+        Ok(Json(TokenPair { access: pair.access.into_inner(), refresh: pair.refresh.into_inner() }))
+    }
+
+    /// Exchange a refresh token for a new pair; the old refresh token stops working.
+    #[oai(
+        path = "/api/auth/token/refresh/",
+        method = "post",
+        operation_id = "auth_token_refresh_create"
+    )]
+    async fn refresh(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<TokenRefreshRequest>,
+    ) -> ApiResult<Json<TokenPair>> {
+        let now = unix_now();
+        let claims = state.auth.jwt.verify(&body.0.refresh, now).map_err(|_| token_invalid())?;
+        if claims.token_type != "refresh" {
+            return Err(token_invalid());
+        }
+        let user = state
+            .store
+            .read(|tx| tx.get(USERS, claims.user_id))?
+            .filter(|u| u.is_active && u.credentials_epoch == claims.cev)
+            .ok_or_else(token_invalid)?;
+        let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
+        // The organization stays the same while the user still belongs to it.
+        let company = choose_company(&memberships, claims.company_id)
+            .or_else(|_| choose_company(&memberships, None))?;
+        let pair = state.auth.issue_pair(&user, company, now)?;
+        let (old_digest, grant) = (digest_of(&claims.jti), pair.refresh_grant.clone());
+        state
+            .store
+            .write(move |tx| -> Result<(), Error> {
+                let Some(id) = tx.lookup(TOKENS_BY_DIGEST, &old_digest)? else {
+                    return Err(token_invalid().0);
+                };
+                match tx.get(TOKENS, id)? {
+                    Some(r) if r.kind == TokenKind::Refresh && r.user_id == user.id => {}
+                    _ => return Err(token_invalid().0),
+                }
+                accounts::revoke_token(tx, id)?;
+                accounts::issue_token(tx, &user, &grant)?;
+                Ok(())
+            })
+            .await?;
+        Ok(Json(TokenPair { access: pair.access.into_inner(), refresh: pair.refresh.into_inner() }))
+    }
+
+    /// Check a token: `{}` when valid, 401 otherwise.
+    #[oai(
+        path = "/api/auth/token/verify/",
+        method = "post",
+        operation_id = "auth_token_verify_create"
+    )]
+    async fn verify(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<TokenVerifyRequest>,
+    ) -> ApiResult<Json<BTreeMap<String, String>>> {
+        let token = body.0.token;
+        let claims = state.auth.jwt.verify(&token, unix_now()).map_err(|_| token_invalid())?;
+        let valid = match claims.token_type.as_str() {
+            "refresh" => state
+                .store
+                .read(|tx| tx.lookup(TOKENS_BY_DIGEST, &digest_of(&claims.jti)))?
+                .is_some(),
+            _ => state
+                .auth
+                .authenticate(
+                    &state.store,
+                    crate::auth::Presented::Bearer(Secret::new(token)),
+                    None,
+                )
+                .await
+                .is_ok(),
+        };
+        if !valid {
+            return Err(token_invalid());
+        }
+        Ok(Json(BTreeMap::new()))
+    }
+
+    /// Change the caller's password; every other token, session and refresh token of the
+    /// account stops working.
+    #[oai(
+        path = "/api/auth/password/change/",
+        method = "post",
+        operation_id = "auth_password_change_create"
+    )]
+    async fn password_change(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        body: Json<PasswordChangeRequest>,
+    ) -> ApiResult<Json<DetailResponse>> {
+        let p = auth.into_principal();
+        let b = body.0;
+        let new = b.new_password.or(b.new_password1).unwrap_or_default();
+        let confirm = b.new_password2.or(b.confirm_password);
+        let min = usize::try_from(state.config.auth.password_min_length).unwrap_or(10);
+        if new.chars().count() < min {
+            return Err(Error::invalid(
+                "new_password",
+                format!("Ensure this field has at least {min} characters."),
+            )
+            .into());
+        }
+        if new.len() > 1024 || new.eq_ignore_ascii_case(&p.email) {
+            return Err(Error::invalid("new_password", "Choose a different password.").into());
+        }
+        if confirm.is_some_and(|c| c != new) {
+            return Err(
+                Error::invalid("new_password2", "The two password fields didn't match.").into()
+            );
+        }
+        let hash = state.store.read(|tx| tx.get(USERS, p.user_id))?.map(|u| u.password_hash);
+        if !passwords::verify(hash, Secret::new(b.old_password)).await {
+            return Err(Error::invalid(
+                "old_password",
+                "Your old password was entered incorrectly.",
+            )
+            .into());
+        }
+        let new_hash = passwords::hash(Secret::new(new)).await?;
+        let keep = match p.credential {
+            CredentialKind::Token { id } | CredentialKind::Session { id } => Some(id),
+            _ => None,
+        };
+        let actor = Actor::from_principal(&p, client_ip(req));
+        let user_id = p.user_id;
+        state
+            .store
+            .write(move |tx| accounts::change_password(tx, user_id, &new_hash, keep, &actor))
+            .await?;
+        state.auth.invalidate();
+        Ok(Json(DetailResponse { detail: "New password has been saved.".into() }))
+    }
+}

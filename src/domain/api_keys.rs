@@ -1,0 +1,316 @@
+//! User API keys: created (shown once), listed, rotated with a grace period, revoked; the
+//! staff view of every key and its statistics. Only digests of keys are stored.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::domain::audit::{self, Actor, AuditEvent};
+use crate::domain::credentials::{ApiKey, ApiKeyVersion};
+use crate::domain::{unix_now, Error, Principal};
+use crate::store::tables::{API_KEYS, API_KEYS_BY_DIGEST, ORG_API_KEYS, USER_API_KEYS};
+use crate::store::{Reader, WriteTx, Writer as _};
+
+/// The kinds django-cfg knows.
+pub const KEY_TYPES: [&str; 5] = ["service", "cli", "webhook", "internal", "development"];
+
+/// A key about to be created; `digest` and `masked` come from the fresh secret.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub name: String,
+    pub key_type: String,
+    pub organization: Option<u64>,
+    pub read_only: bool,
+    pub ip_allowlist: Vec<String>,
+    pub expires_at: Option<i64>,
+    pub digest: String,
+    pub masked: String,
+}
+
+/// `52df...1660` (django-cfg's `masked_key`).
+pub fn mask(key: &str) -> String {
+    if key.len() <= 8 {
+        return key.to_string();
+    }
+    format!("{}...{}", &key[..4], &key[key.len() - 4..])
+}
+
+/// Parses allow-list entries: CIDRs, or bare addresses (as /32 or /128). 400 on a bad entry.
+pub fn parse_allowlist(entries: &[String]) -> Result<Vec<ipnet::IpNet>, Error> {
+    if entries.len() > 100 {
+        return Err(Error::invalid("ip_allowlist", "At most 100 entries."));
+    }
+    entries
+        .iter()
+        .map(|e| {
+            let e = e.trim();
+            e.parse::<ipnet::IpNet>()
+                .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    Error::invalid("ip_allowlist", format!("'{e}' is not an IP address or CIDR."))
+                })
+        })
+        .collect()
+}
+
+/// Validates and stores a new key for `p`.
+pub fn create(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    new: &NewApiKey,
+) -> Result<ApiKey, Error> {
+    let now = unix_now();
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(Error::invalid("name", "1-255 characters."));
+    }
+    if !KEY_TYPES.contains(&new.key_type.as_str()) {
+        return Err(Error::invalid(
+            "key_type",
+            format!("Must be one of: {}.", KEY_TYPES.join(", ")),
+        ));
+    }
+    let nets = parse_allowlist(&new.ip_allowlist)?;
+    if new.expires_at.is_some_and(|e| e <= now) {
+        return Err(Error::invalid("expires_at", "Must be in the future."));
+    }
+    if let Some(org) = new.organization {
+        if p.role_in(org).is_none() {
+            return Err(Error::invalid(
+                "organization",
+                "You are not a member of this organization.",
+            ));
+        }
+    }
+    let id = tx.next_id("api_keys")?;
+    if !tx.claim(API_KEYS_BY_DIGEST, &new.digest, id)? {
+        return Err(Error::internal("api key digest collision"));
+    }
+    let key = ApiKey {
+        id,
+        user_id: p.user_id,
+        name: name.to_string(),
+        key_type: new.key_type.clone(),
+        organization: new.organization,
+        read_only: new.read_only,
+        ip_allowlist: nets.iter().map(ToString::to_string).collect(),
+        expires_at: new.expires_at,
+        is_active: true,
+        created_at: now,
+        updated_at: now,
+        created_by: Some(p.user_id),
+        versions: vec![ApiKeyVersion {
+            version: 1,
+            digest: new.digest.clone(),
+            masked: new.masked.clone(),
+            created_at: now,
+            valid_until: None,
+            request_count: 0,
+            last_used_at: None,
+        }],
+    };
+    tx.put(API_KEYS, id, &key)?;
+    tx.link(USER_API_KEYS, p.user_id, id)?;
+    if let Some(org) = key.organization {
+        tx.link(ORG_API_KEYS, org, id)?;
+    }
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: key.organization,
+            action: "api_key_created",
+            target_type: "api_key",
+            target_id: id.to_string(),
+            details: json!({"name": key.name, "key_type": key.key_type, "read_only": key.read_only}),
+        },
+    )?;
+    Ok(key)
+}
+
+/// The caller's own keys, newest first.
+pub fn list_own(tx: &impl Reader, user_id: u64) -> Result<Vec<ApiKey>, Error> {
+    let mut out = Vec::new();
+    for id in tx.children(USER_API_KEYS, user_id)?.into_iter().rev() {
+        if let Some(k) = tx.get(API_KEYS, id)? {
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
+/// One of the caller's own keys (404 for anyone else's).
+pub fn get_own(tx: &impl Reader, user_id: u64, id: u64) -> Result<ApiKey, Error> {
+    tx.get(API_KEYS, id)?
+        .filter(|k| k.user_id == user_id)
+        .ok_or_else(|| Error::not_found("API key"))
+}
+
+fn release_versions(tx: &WriteTx, key: &ApiKey, keep_current: bool, now: i64) -> Result<(), Error> {
+    let last = key.versions.len().saturating_sub(1);
+    for (i, v) in key.versions.iter().enumerate() {
+        let live = keep_current && (i == last || v.valid_until.is_some_and(|u| u > now));
+        if !live && tx.lookup(API_KEYS_BY_DIGEST, &v.digest)? == Some(key.id) {
+            tx.release(API_KEYS_BY_DIGEST, &v.digest)?;
+        }
+    }
+    Ok(())
+}
+
+/// Revokes a key for good (its digests are released, so it can never match again).
+pub fn revoke(tx: &WriteTx, p: &Principal, actor: &Actor, id: u64) -> Result<ApiKey, Error> {
+    let mut key = get_own(tx, p.user_id, id)?;
+    let now = unix_now();
+    release_versions(tx, &key, false, now)?;
+    key.is_active = false;
+    key.updated_at = now;
+    tx.put(API_KEYS, id, &key)?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: key.organization,
+            action: "api_key_revoked",
+            target_type: "api_key",
+            target_id: id.to_string(),
+            details: json!({"name": key.name}),
+        },
+    )?;
+    Ok(key)
+}
+
+/// Adds a new secret; the previous one keeps working for `grace_seconds` (0: not at all).
+pub fn rotate(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    id: u64,
+    digest: &str,
+    masked: &str,
+    grace_seconds: u64,
+) -> Result<ApiKey, Error> {
+    let mut key = get_own(tx, p.user_id, id)?;
+    let now = unix_now();
+    if !key.is_valid(now) {
+        return Err(Error::conflict("A revoked or expired API key can't be rotated."));
+    }
+    let grace = i64::try_from(grace_seconds.min(30 * 86_400)).unwrap_or(0);
+    if let Some(current) = key.versions.last_mut() {
+        current.valid_until = Some(now + grace);
+    }
+    let version = key.versions.last().map_or(1, |v| v.version + 1);
+    if !tx.claim(API_KEYS_BY_DIGEST, digest, id)? {
+        return Err(Error::internal("api key digest collision"));
+    }
+    key.versions.push(ApiKeyVersion {
+        version,
+        digest: digest.to_string(),
+        masked: masked.to_string(),
+        created_at: now,
+        valid_until: None,
+        request_count: 0,
+        last_used_at: None,
+    });
+    release_versions(tx, &key, true, now)?;
+    key.updated_at = now;
+    tx.put(API_KEYS, id, &key)?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: key.organization,
+            action: "api_key_rotated",
+            target_type: "api_key",
+            target_id: id.to_string(),
+            details: json!({"name": key.name, "version": version, "grace_seconds": grace}),
+        },
+    )?;
+    Ok(key)
+}
+
+/// Staff filters of `GET /api/grpc/api-keys/`.
+#[derive(Debug, Clone, Default)]
+pub struct StaffFilter {
+    pub is_active: Option<bool>,
+    pub key_type: Option<String>,
+    pub user_id: Option<u64>,
+}
+
+/// Every key matching `f`, newest first (staff only).
+pub fn list_all(tx: &impl Reader, p: &Principal, f: &StaffFilter) -> Result<Vec<ApiKey>, Error> {
+    p.require_staff()?;
+    let keys: Vec<ApiKey> = match f.user_id {
+        Some(user) => list_own(tx, user)?,
+        None => {
+            tx.scan(API_KEYS, 1..=u64::MAX, usize::MAX, true)?.into_iter().map(|(_, k)| k).collect()
+        }
+    };
+    Ok(keys
+        .into_iter()
+        .filter(|k| f.is_active.is_none_or(|a| k.is_active == a))
+        .filter(|k| f.key_type.as_ref().is_none_or(|t| &k.key_type == t))
+        .collect())
+}
+
+/// django-cfg's key statistics.
+#[derive(Debug, Clone, Default)]
+pub struct KeyStats {
+    pub total_keys: u64,
+    pub active_keys: u64,
+    /// Active keys past their expiry.
+    pub expired_keys: u64,
+    pub total_requests: u64,
+    pub keys_by_type: BTreeMap<String, u64>,
+}
+
+pub fn stats(tx: &impl Reader, p: &Principal) -> Result<KeyStats, Error> {
+    let now = unix_now();
+    let mut s = KeyStats::default();
+    for k in list_all(tx, p, &StaffFilter::default())? {
+        s.total_keys += 1;
+        if k.is_active {
+            s.active_keys += 1;
+            if k.is_expired(now) {
+                s.expired_keys += 1;
+            }
+        }
+        s.total_requests += k.request_count();
+        *s.keys_by_type.entry(k.key_type.clone()).or_default() += 1;
+    }
+    Ok(s)
+}
+
+/// Adds batched usage: `(key id, version) → (requests, last used)`.
+pub fn apply_usage(tx: &WriteTx, usage: &BTreeMap<(u64, u32), (u64, i64)>) -> Result<(), Error> {
+    let mut by_key: BTreeMap<u64, Vec<(u32, u64, i64)>> = BTreeMap::new();
+    for ((id, version), (n, at)) in usage {
+        by_key.entry(*id).or_default().push((*version, *n, *at));
+    }
+    for (id, updates) in by_key {
+        let Some(mut key) = tx.get(API_KEYS, id)? else { continue };
+        for (version, n, at) in updates {
+            if let Some(v) = key.versions.iter_mut().find(|v| v.version == version) {
+                v.request_count += n;
+                v.last_used_at = Some(v.last_used_at.map_or(at, |old| old.max(at)));
+            }
+        }
+        tx.put(API_KEYS, id, &key)?;
+    }
+    Ok(())
+}
+
+/// Deletes every key scoped to `org` (organization deletion).
+pub fn delete_for_org(tx: &WriteTx, org: u64) -> Result<u64, Error> {
+    let mut n = 0;
+    for id in tx.children(ORG_API_KEYS, org)? {
+        if let Some(key) = tx.get(API_KEYS, id)? {
+            release_versions(tx, &key, false, 0)?;
+            tx.unlink(USER_API_KEYS, key.user_id, id)?;
+            tx.remove(API_KEYS, id)?;
+            n += 1;
+        }
+        tx.unlink(ORG_API_KEYS, org, id)?;
+    }
+    Ok(n)
+}
