@@ -42,3 +42,78 @@ where
 pub fn ts(secs: i64) -> String {
     crate::domain::rfc3339_from_unix(secs)
 }
+
+/// A JSON body serialized straight from serde (no intermediate `serde_json::Value` as
+/// poem-openapi's `Json` builds), documented in the OpenAPI document as `T`. Used by the hot
+/// list routes, where building a `Value` tree per variable costs more than the rest of the
+/// request.
+pub struct PreJson<T> {
+    body: Vec<u8>,
+    _schema: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> PreJson<T> {
+    /// Serializes `value` (which must have the same JSON shape as `T`).
+    pub fn new(value: &impl serde::Serialize) -> Result<Self, ApiError> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| ApiError::from(Error::internal(e.to_string())))?;
+        Ok(Self { body, _schema: std::marker::PhantomData })
+    }
+}
+
+impl<T: poem_openapi::types::Type> poem_openapi::payload::Payload for PreJson<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Send> poem::IntoResponse for PreJson<T> {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder().content_type("application/json; charset=utf-8").body(self.body)
+    }
+}
+
+impl<T: poem_openapi::types::Type> poem_openapi::ApiResponse for PreJson<T> {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        use poem_openapi::payload::Payload as _;
+        poem_openapi::registry::MetaResponses {
+            responses: vec![poem_openapi::registry::MetaResponse {
+                description: "",
+                status: Some(200),
+                status_range: None,
+                content: vec![poem_openapi::registry::MetaMediaType {
+                    content_type: Self::CONTENT_TYPE,
+                    schema: Self::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+}
+
+/// The serde twin of `paging::Page`, for [`PreJson`] bodies.
+#[derive(serde::Serialize)]
+pub struct PageBody<T> {
+    pub count: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+impl<T: poem_openapi::types::ParseFromJSON + poem_openapi::types::ToJSON + Send + Sync>
+    From<crate::api::paging::Page<T>> for PageBody<T>
+{
+    fn from(p: crate::api::paging::Page<T>) -> Self {
+        Self { count: p.count, next: p.next, previous: p.previous, results: p.results }
+    }
+}

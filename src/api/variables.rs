@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::error::ApiResult;
 use crate::api::paging::{Page, PageRequest};
 use crate::api::projects::Deleted;
-use crate::api::secrets_support::{caller, read, ts, write};
+use crate::api::secrets_support::{caller, read, ts, write, PageBody, PreJson};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::app::AppState;
@@ -22,7 +22,7 @@ use crate::domain::secrets::Caller;
 use crate::domain::Error;
 
 /// A variable with its value (for callers who may read it: every member of its organization).
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 #[oai(rename = "Variable")]
 pub struct VariableOut {
     pub id: u64,
@@ -199,13 +199,14 @@ impl VariablesApi {
         id: Path<u64>,
         page: Query<Option<u64>>,
         page_size: Query<Option<u64>>,
-    ) -> ApiResult<Json<Page<VariableOut>>> {
+    ) -> ApiResult<PreJson<Page<VariableOut>>> {
         let pr = PageRequest::new(page.0, page_size.0)?;
         let c = caller(req, auth);
         let (total, rows) = read(&state, |tx, vault| {
             variables::list_for_env(tx, &c, vault, id.0, pr.offset(), pr.limit())
         })?;
-        Ok(Json(pr.build(req, total, rows.into_iter().map(Into::into).collect())?))
+        let page = pr.build(req, total, rows.into_iter().map(VariableOut::from).collect())?;
+        PreJson::new(&PageBody::from(page))
     }
 
     /// Every variable the caller may read, optionally of one environment.
@@ -218,13 +219,14 @@ impl VariablesApi {
         environment: Query<Option<u64>>,
         page: Query<Option<u64>>,
         page_size: Query<Option<u64>>,
-    ) -> ApiResult<Json<Page<VariableOut>>> {
+    ) -> ApiResult<PreJson<Page<VariableOut>>> {
         let pr = PageRequest::new(page.0, page_size.0)?;
         let c = caller(req, auth);
         let (total, rows) = read(&state, |tx, vault| {
             variables::list(tx, &c, vault, environment.0, pr.offset(), pr.limit())
         })?;
-        Ok(Json(pr.build(req, total, rows.into_iter().map(Into::into).collect())?))
+        let page = pr.build(req, total, rows.into_iter().map(VariableOut::from).collect())?;
+        PreJson::new(&PageBody::from(page))
     }
 
     /// Creates a variable (editors and admins); 409 if the key exists in the environment.

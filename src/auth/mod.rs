@@ -220,7 +220,7 @@ impl AuthService {
             Presented::Token(s) => self.resolve_token(store, s.expose(), TokenKind::Token)?,
             Presented::Session(s) => self.resolve_token(store, s.expose(), TokenKind::Session)?,
             Presented::Basic { ident, password } => {
-                (self.resolve_basic(store, &ident, password).await?, Limits::default())
+                (self.resolve_basic(store, &ident, password, ip).await?, Limits::default())
             }
             Presented::Bearer(s) if jwt::looks_like_jwt(s.expose()) => {
                 self.resolve_jwt(store, s.expose())?

@@ -72,6 +72,7 @@ impl AuthService {
         store: &Store,
         ident: &str,
         password: Secret<String>,
+        ip: Option<std::net::IpAddr>,
     ) -> Result<Principal, Error> {
         let ident = ident.trim().to_lowercase();
         let mut material = ident.clone().into_bytes();
@@ -85,7 +86,16 @@ impl AuthService {
         let invalid = || Error::unauthenticated("Invalid username/password.");
         let user = match self.check_password(store, &ident, password).await? {
             crate::auth::PasswordCheck::Ok(user) => user,
-            crate::auth::PasswordCheck::Wrong(_) => return Err(invalid()),
+            crate::auth::PasswordCheck::Wrong(known) => {
+                // Audited like a failed login form (the rate limiter bounds these writes).
+                let ident = ident.clone();
+                store
+                    .write(move |tx| {
+                        crate::domain::accounts::record_login_failed(tx, &ident, known, ip)
+                    })
+                    .await?;
+                return Err(invalid());
+            }
             crate::auth::PasswordCheck::Locked(secs) => {
                 return Err(Error::rate_limited(secs).with_details(serde_json::Value::String(
                     format!("Too many failed login attempts. Try again in {secs} seconds."),

@@ -11,6 +11,7 @@ pub mod orgs;
 pub mod pats;
 pub mod records;
 pub mod secrets;
+pub mod sessions;
 
 use std::collections::BTreeMap;
 

@@ -7,6 +7,8 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
+use parking_lot::Mutex;
+
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
@@ -110,12 +112,16 @@ pub struct AuditFilter {
     pub search: Option<String>,
 }
 
-/// The index and a reader that is reloaded by the writer right after each commit.
+/// The index and a reader that is reloaded by the writer right after each commit, plus the
+/// request records added since the last commit. Searches merge those in, so a record is
+/// searchable as soon as it is in redb, without waiting for (or forcing) a tantivy commit —
+/// commits cost tens of milliseconds, and every list would otherwise wait for one.
 pub struct LogIndex {
     index: Index,
     reader: IndexReader,
     f: Fields,
     dir: PathBuf,
+    pending: Mutex<Vec<RequestLog>>,
 }
 
 /// Why the index could not be opened or used.
@@ -162,7 +168,7 @@ impl LogIndex {
             return Err(format!("schema version {}", wm.schema));
         }
         let reader = Self::reader_for(&index).map_err(|e| e.to_string())?;
-        Ok((Self { index, reader, f, dir: dir.to_path_buf() }, wm))
+        Ok((Self { index, reader, f, dir: dir.to_path_buf(), pending: Mutex::new(Vec::new()) }, wm))
     }
 
     /// Removes whatever is in `dir` and creates an empty index there.
@@ -175,7 +181,7 @@ impl LogIndex {
         let (s, f) = schema();
         let index = Index::create_in_dir(dir, s)?;
         let reader = Self::reader_for(&index)?;
-        Ok(Self { index, reader, f, dir: dir.to_path_buf() })
+        Ok(Self { index, reader, f, dir: dir.to_path_buf(), pending: Mutex::new(Vec::new()) })
     }
 
     fn reader_for(index: &Index) -> tantivy::Result<IndexReader> {
@@ -191,9 +197,52 @@ impl LogIndex {
         Ok(self.index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?)
     }
 
-    /// Makes the last commit visible to searches.
+    /// Makes the last commit visible to searches and forgets the pending records it holds.
     pub fn reload(&self) -> Result<(), IndexError> {
-        Ok(self.reader.reload()?)
+        let mut pending = self.pending.lock();
+        self.reader.reload()?;
+        pending.clear();
+        Ok(())
+    }
+
+    /// Records added to the writer but not yet committed: searchable from now on.
+    pub fn add_pending(&self, records: impl IntoIterator<Item = RequestLog>) -> usize {
+        let mut pending = self.pending.lock();
+        pending.extend(records);
+        pending.len()
+    }
+
+    /// Drops pending records created before `cutoff` (retention).
+    pub fn prune_pending(&self, cutoff: i64) {
+        self.pending.lock().retain(|r| r.created_at >= cutoff);
+    }
+
+    fn tokens(&self, text: &str) -> Vec<String> {
+        let Ok(mut analyzer) = self.index.tokenizer_for_field(self.f.text) else {
+            return Vec::new();
+        };
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    }
+
+    /// The in-memory twin of `request_query`, for pending records.
+    fn matches(&self, r: &RequestLog, q: &RequestFilter, words: &[String]) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        eq(&q.service, &r.service_name)
+            && eq(&q.method, &r.method_name)
+            && eq(&q.status, &r.status)
+            && q.user_id.is_none_or(|u| r.user_id == Some(u))
+            && q.api_key_id.is_none_or(|k| r.api_key_id == Some(k))
+            && q.from.is_none_or(|f| r.created_at >= f)
+            && q.to.is_none_or(|t| r.created_at <= t)
+            && (words.is_empty() || {
+                let have = self.tokens(&format!("{} {}", r.path, r.error_message));
+                words.iter().all(|w| have.contains(w))
+            })
     }
 
     pub fn request_doc(&self, r: &RequestLog) -> TantivyDocument {
@@ -336,7 +385,24 @@ impl LogIndex {
         offset: usize,
         limit: usize,
     ) -> Result<(u64, Vec<u64>), IndexError> {
-        self.run(&self.request_query(q), offset, limit)
+        let words = q.search.as_deref().map(|s| self.tokens(s)).unwrap_or_default();
+        let (searcher, mut orders) = {
+            let pending = self.pending.lock();
+            let found: Vec<u64> = pending
+                .iter()
+                .filter(|r| self.matches(r, q, &words))
+                .map(|r| order_key(r.created_at, r.id))
+                .collect();
+            (self.reader.searcher(), found)
+        };
+        let pending_count = orders.len() as u64;
+        let want = offset.saturating_add(limit).max(1);
+        let top = TopDocs::with_limit(want).order_by_u64_field("order", Order::Desc);
+        let (count, hits) = searcher.search(&self.request_query(q), &(Count, top))?;
+        orders.extend(hits.into_iter().filter_map(|(order, _)| order));
+        orders.sort_unstable_by(|a, b| b.cmp(a));
+        let ids = orders.into_iter().skip(offset).take(limit).map(|o| o & 0xFFFF_FFFF).collect();
+        Ok((count as u64 + pending_count, ids))
     }
 
     /// Matching audit ids, newest first, and the total count.

@@ -190,21 +190,29 @@ impl LogService {
         let _ = self.send(Msg::Prune { requests_before, audit_before }).await;
     }
 
-    /// Waits (bounded) until every record that existed when this was called is searchable.
-    pub async fn wait_visible(&self) {
+    /// Waits (bounded) until every request record queued or stored before this call is
+    /// searchable (in the index or its pending set; no index commit needed).
+    pub async fn wait_requests_visible(&self) {
         let enqueued = self.enqueued.load(Ordering::SeqCst);
-        let (req, audit) = self
-            .store
-            .read(|tx| Ok::<_, StoreError>((tx.last_key(REQUEST_LOGS)?, tx.last_key(AUDIT)?)))
-            .unwrap_or((None, None));
-        let (req, audit) = (req.unwrap_or(0), audit.unwrap_or(0));
-        let done = move |p: &Progress| {
-            p.processed >= enqueued && p.request_seq >= req && p.audit_seq >= audit
-        };
+        let last = self.store.read(|tx| tx.last_key(REQUEST_LOGS)).ok().flatten().unwrap_or(0);
+        let done = move |p: &Progress| p.processed >= enqueued && p.request_seq >= last;
+        self.wait_for(done, false).await;
+    }
+
+    /// Waits (bounded) until every audit record stored before this call is searchable; asks
+    /// the writer to commit the index at once if needed.
+    pub async fn wait_audit_visible(&self) {
+        let last = self.store.read(|tx| tx.last_key(AUDIT)).ok().flatten().unwrap_or(0);
+        self.wait_for(move |p: &Progress| p.audit_seq >= last, true).await;
+    }
+
+    async fn wait_for(&self, done: impl Fn(&Progress) -> bool, flush: bool) {
         if done(&self.progress.borrow()) {
             return;
         }
-        self.flush.notify_one();
+        if flush {
+            self.flush.notify_one();
+        }
         let mut rx = self.progress.clone();
         let _ = tokio::time::timeout(VISIBLE_WAIT, rx.wait_for(done)).await;
     }
@@ -216,7 +224,7 @@ impl LogService {
         offset: usize,
         limit: usize,
     ) -> Result<(u64, Vec<RequestLog>), crate::domain::Error> {
-        self.wait_visible().await;
+        self.wait_requests_visible().await;
         let index = Arc::clone(&self.index);
         let (count, ids) =
             tokio::task::spawn_blocking(move || index.search_requests(&filter, offset, limit))
@@ -242,7 +250,7 @@ impl LogService {
         offset: usize,
         limit: usize,
     ) -> Result<(u64, Vec<AuditRecord>), crate::domain::Error> {
-        self.wait_visible().await;
+        self.wait_audit_visible().await;
         let index = Arc::clone(&self.index);
         let (count, ids) =
             tokio::task::spawn_blocking(move || index.search_audit(&filter, offset, limit))

@@ -19,6 +19,8 @@ use crate::store::{Reader as _, Store, StoreError, WriteTx, Writer as _};
 const MAX_BATCH: usize = 8192;
 /// Records read from redb per catch-up step.
 const CATCH_UP_CHUNK: usize = 10_000;
+/// Past this many uncommitted (pending) records the index commits early.
+const PENDING_MAX: usize = 100_000;
 
 /// An ingest caller waiting for its records' ids: (reply, first index in the batch, count).
 type Ack = (tokio::sync::oneshot::Sender<Result<Vec<u64>, String>>, usize, usize);
@@ -98,8 +100,8 @@ impl LogWriter {
         let mut commits = self.p.store.commits();
         let stop = Arc::clone(&self.p.stop);
         let flush = Arc::clone(&self.p.flush);
+        let mut behind = self.catch_up();
         loop {
-            let behind = self.catch_up();
             let wait = if behind {
                 Duration::ZERO
             } else {
@@ -116,6 +118,9 @@ impl LogWriter {
                 _ = commits.changed() => {},
                 () = tokio::time::sleep(wait) => {},
             }
+            // After the batch, before committing: what others wrote (audit) joins this commit.
+            behind = self.catch_up();
+            self.publish_requests();
             self.maybe_commit();
         }
         // Shutting down: write what is queued, index it, commit.
@@ -183,12 +188,15 @@ impl LogWriter {
                 // Index straight from memory when nothing is missing before this batch; else
                 // the catch-up reads the gap (and this batch) back from redb.
                 if self.wm.request_seq + 1 == first {
+                    let mut added = Vec::with_capacity(ids.len());
                     for (r, id) in shared.iter().zip(&ids) {
                         let mut rec = r.clone();
                         rec.id = *id;
                         self.add(self.p.index.request_doc(&rec));
+                        added.push(rec);
                     }
                     self.wm.request_seq = last;
+                    self.pend(added);
                 }
             }
             Err(e) => {
@@ -198,6 +206,28 @@ impl LogWriter {
                 }
             }
         }
+    }
+
+    /// Makes added (uncommitted) records searchable at once; commits early when many pile up.
+    fn pend(&mut self, records: Vec<RequestLog>) {
+        if self.p.index.add_pending(records) > PENDING_MAX {
+            self.flush_requested = true;
+        }
+    }
+
+    /// Publishes what lists can see now: every handled message whose records are in redb and in
+    /// the index or the pending set.
+    fn publish_requests(&self) {
+        let caught_up = self.wm.request_seq >= self.last_written;
+        let (processed, seq) = (self.processed, self.wm.request_seq);
+        self.p.progress.send_if_modified(|p| {
+            let before = *p;
+            if caught_up {
+                p.processed = processed;
+            }
+            p.request_seq = seq;
+            before != *p
+        });
     }
 
     fn add(&mut self, doc: tantivy::TantivyDocument) {
@@ -214,6 +244,7 @@ impl LogWriter {
         if let Some(cut) = audit_before {
             queries.push(self.p.index.audit_before(cut));
         }
+        self.p.index.prune_pending(requests_before);
         for q in queries {
             if let Err(e) = self.writer.delete_query(q) {
                 tracing::warn!(error = %e, "cannot prune the search index");
@@ -248,6 +279,9 @@ impl LogWriter {
             self.add(self.p.index.request_doc(rec));
             self.wm.request_seq = *id;
         }
+        if !reqs.is_empty() {
+            self.pend(reqs.into_iter().map(|(_, r)| r).collect());
+        }
         for (id, rec) in &audits {
             self.add(self.p.index.audit_doc(rec));
             self.wm.audit_seq = *id;
@@ -275,15 +309,11 @@ impl LogWriter {
         }
         self.last_commit = Instant::now();
         self.dirty = false;
-        let caught_up = self.wm.request_seq >= self.last_written;
-        let processed = self.processed;
-        let wm = self.wm;
-        self.p.progress.send_modify(|p| {
-            if caught_up {
-                p.processed = processed;
-            }
-            p.request_seq = wm.request_seq;
-            p.audit_seq = wm.audit_seq;
+        let audit = self.wm.audit_seq;
+        self.p.progress.send_if_modified(|p| {
+            let changed = p.audit_seq != audit;
+            p.audit_seq = audit;
+            changed
         });
     }
 

@@ -62,6 +62,10 @@ fn missing_is_empty<T>(r: Result<T, redb::TableError>) -> Result<Option<T>, Stor
 /// Reads that work inside read and write transactions.
 pub trait Reader {
     fn get<T: Record>(&self, table: RecordTable<T>, id: u64) -> Result<Option<T>, StoreError>;
+    /// The records with these ids, in the order given (missing ids skipped), opening the table
+    /// once — for list pages, where a table open per row would cost more than the row.
+    fn get_many<T: Record>(&self, table: RecordTable<T>, ids: &[u64])
+        -> Result<Vec<T>, StoreError>;
     /// Child ids of `parent`, ascending.
     fn children(&self, table: IndexTable, parent: u64) -> Result<Vec<u64>, StoreError>;
     fn count_children(&self, table: IndexTable, parent: u64) -> Result<u64, StoreError>;
@@ -93,6 +97,23 @@ macro_rules! impl_reader {
                     None => None,
                 };
                 Ok(found)
+            }
+
+            fn get_many<T: Record>(
+                &self,
+                table: RecordTable<T>,
+                ids: &[u64],
+            ) -> Result<Vec<T>, StoreError> {
+                let Some(t) = missing_is_empty(self.open_table(table.def))? else {
+                    return Ok(Vec::new());
+                };
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(v) = t.get(*id)? {
+                        out.push(decode(v.value())?);
+                    }
+                }
+                Ok(out)
             }
 
             fn children(&self, table: IndexTable, parent: u64) -> Result<Vec<u64>, StoreError> {

@@ -19,79 +19,45 @@ fn copy_fixture(to: &Path) {
         .unwrap();
 }
 
+async fn get_json(server: &TestServer, path: &str) -> serde_json::Value {
+    let resp = server
+        .client
+        .get(server.url(path))
+        .header("authorization", format!("Token {FIXTURE_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn schema_v1_data_file_opens_and_reads_back() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     copy_fixture(dir.path());
     let server = TestServer::start_in(Arc::clone(&dir), env_map(&[])).await;
-    let auth = format!("Token {FIXTURE_TOKEN}");
 
     let health = server.get("/health/").await;
     assert_eq!(health.status(), 200);
 
-    let profile: serde_json::Value = server
-        .client
-        .get(server.url("/api/auth/profile/"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let profile: serde_json::Value = get_json(&server, "/api/auth/profile/").await;
     let text = profile.to_string();
     assert!(text.contains("fixture@fixture.test"), "{text}");
 
-    let var: serde_json::Value = server
-        .client
-        .get(server.url("/api/variables/1/"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let var: serde_json::Value = get_json(&server, "/api/variables/1/").await;
     assert_eq!(var["key"], "DATABASE_URL");
     assert_eq!(var["decrypted_value"], "postgres://fixture:s3cret-v2@db/app");
     assert_eq!(var["environment_name"], "production");
 
-    let project: serde_json::Value = server
-        .client
-        .get(server.url("/api/projects/1/"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let project: serde_json::Value = get_json(&server, "/api/projects/1/").await;
     assert_eq!(project["name"], "Fixture Project");
     assert_eq!(project["organization_name"], "Fix's Organization");
 
-    let keys: serde_json::Value = server
-        .client
-        .get(server.url("/api/api-keys/"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: serde_json::Value = get_json(&server, "/api/api-keys/").await;
     assert!(keys.to_string().contains("fixture key"), "{keys}");
 
     // The index is not part of the fixture: it is rebuilt from redb at start.
-    let audit: serde_json::Value = server
-        .client
-        .get(server.url("/api/audit-logs/"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit: serde_json::Value = get_json(&server, "/api/audit-logs/").await;
     assert!(audit["count"].as_u64().unwrap() >= 5, "{audit}");
     assert!(audit.to_string().contains("variable_created"), "{audit}");
 

@@ -7,9 +7,11 @@ use serde_json::{Map, Value};
 
 use super::dto::{IngestItemError, IngestResponse};
 use crate::api::error::ApiResult;
-use crate::domain::{Error, Principal};
+use crate::domain::{CredentialKind, Error, Principal};
 use crate::logs::record::{mask_path, STATUSES};
 use crate::logs::{LogService, RequestLog};
+use crate::store::tables::API_KEYS;
+use crate::store::{Reader as _, Store};
 
 /// Items per batch.
 pub const MAX_ITEMS: usize = 1000;
@@ -145,17 +147,27 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
     }
 }
 
-/// Who may report calls: staff, or a `service` API key.
-fn may_ingest(p: &Principal) -> Result<(), Error> {
-    p.require_staff()
+/// Who may report calls: staff, or an active `service` API key.
+fn may_ingest(store: &Store, p: &Principal) -> Result<(), Error> {
+    if p.is_staff {
+        return Ok(());
+    }
+    if let CredentialKind::ApiKey { id, .. } = &p.credential {
+        let key = store.read(|tx| tx.get(API_KEYS, *id))?;
+        if key.is_some_and(|k| k.is_active && k.key_type == "service") {
+            return Ok(());
+        }
+    }
+    Err(Error::forbidden("Staff or a service API key is required."))
 }
 
 pub async fn ingest(
     logs: &LogService,
+    store: &Store,
     p: &Principal,
     items: &[Value],
 ) -> ApiResult<IngestResponse> {
-    may_ingest(p)?;
+    may_ingest(store, p)?;
     if items.is_empty() {
         return Err(Error::invalid("requests", "This list may not be empty.").into());
     }

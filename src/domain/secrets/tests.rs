@@ -314,3 +314,51 @@ fn rotation_reseals_data_keys() {
     let stale = Vault::new(old, 3, 30);
     assert!(f.store.read(|tx| variables::get(tx, &c, &stale, var)).is_err());
 }
+
+#[test]
+fn every_change_is_audited_without_values() {
+    let f = fixture();
+    let (env, var) = f.seed();
+    set(&f, var, "second-secret");
+    f.w(owner(), move |tx, c, v| history::rollback(tx, c, v, var, 1)).unwrap();
+    let parsed = std::sync::Arc::new(dotenv::parse("IMPORTED=imported-secret\n"));
+    f.w(owner(), move |tx, c, v| transfer::import(tx, c, v, env, &parsed, true)).unwrap();
+    let c = owner();
+    let export = f.r(|tx, v| transfer::read_export(tx, &c, v, env)).unwrap();
+    let export = std::sync::Arc::new(export);
+    f.w(owner(), move |tx, c, _| transfer::record_export(tx, c, &export, "env")).unwrap();
+    f.w(owner(), move |tx, c, v| variables::delete(tx, c, v, var)).unwrap();
+    f.w(owner(), move |tx, c, _| {
+        let e = environments::get(tx, c, env)?;
+        projects::delete(tx, c, e.environment.project_id)
+    })
+    .unwrap();
+    let records = f
+        .r(|tx, _| Ok(tx.scan(crate::store::tables::AUDIT, 0..=u64::MAX, usize::MAX, false)?))
+        .unwrap();
+    let actions: Vec<&str> = records.iter().map(|(_, r)| r.action.as_str()).collect();
+    for expected in [
+        "project_created",
+        "environment_created",
+        "variable_created",
+        "variable_updated",
+        "variable_rolled_back",
+        "environment_imported",
+        "environment_exported",
+        "variable_deleted",
+        "project_deleted",
+        "environment_deleted",
+    ] {
+        assert!(actions.contains(&expected), "no {expected} in {actions:?}");
+    }
+    for (_, r) in &records {
+        assert_eq!(r.organization_id, Some(10));
+        let text = r.details.to_string();
+        for secret in ["v1", "second-secret", "imported-secret"] {
+            assert!(!text.contains(secret), "{} details hold a value: {text}", r.action);
+        }
+    }
+    let import = records.iter().find(|(_, r)| r.action == "environment_imported").unwrap();
+    assert_eq!(import.1.details["imported_count"], 1);
+    assert_eq!(import.1.details["imported_keys"][0], "IMPORTED");
+}

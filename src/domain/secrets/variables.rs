@@ -306,11 +306,10 @@ impl<'a> Viewer<'a> {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<VariableView>, Error> {
-        let mut out = Vec::with_capacity(limit.min(ids.len()));
-        for id in page_of(ids, offset, limit) {
-            if let Some(v) = tx.get(VARIABLES, id)? {
-                out.push(self.view(tx, v)?);
-            }
+        let rows = tx.get_many(VARIABLES, &page_of(ids, offset, limit))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for v in rows {
+            out.push(self.view(tx, v)?);
         }
         Ok(out)
     }
@@ -385,8 +384,7 @@ pub fn all_values(tx: &impl Reader, vault: &Vault, env: &Environment) -> Result<
     let key = sealing::read_data_key(tx, &vault.master, &vault.keys, env.organization_id)?;
     let mut out = Vec::new();
     let mut failed = Vec::new();
-    for id in tx.children(VARIABLES_BY_ENV, env.id)? {
-        let Some(var) = tx.get(VARIABLES, id)? else { continue };
+    for var in tx.get_many(VARIABLES, &tx.children(VARIABLES_BY_ENV, env.id)?)? {
         match key.as_ref().and_then(|k| sealing::open_value(k, slot(&var), &var.sealed)) {
             Some(v) => out.push((var.key, v)),
             None => failed.push(var.key),

@@ -10,13 +10,14 @@ use crate::harness::{assert_error, auth, login_admin, register, TestServer};
 async fn ingest_reports_invalid_items_by_index() {
     let server = TestServer::start().await;
     let admin = login_admin(&server).await;
+    let at = now() - 60;
     let items = json!([
         {"service_name": "ing.Alpha", "method_name": "Get", "duration_ms": 12, "status": "success"},
         {"service_name": "ing.Alpha", "duration_ms": -5},
         "not an object",
         {"service_name": "ing.Alpha", "method_name": "Put", "status": "error", "grpc_status_code": "INTERNAL",
          "error_message": "boom", "client_ip": "10.1.2.3", "user_id": 7, "username": "svc", "api_key_id": 3,
-         "api_key_name": "Analytics", "created_at": rfc3339(now() - 60), "request_id": "ing-req-0001"},
+         "api_key_name": "Analytics", "created_at": rfc3339(at), "request_id": "ing-req-0001"},
         {"service_name": "ing.Alpha", "method_name": "X", "status": "nonsense", "client_ip": "nope"},
     ]);
     let resp = ingest(&server, &admin.token, items).await;
@@ -49,7 +50,7 @@ async fn ingest_reports_invalid_items_by_index() {
         (Some("svc"), Some("Analytics"))
     );
     assert_eq!(put["is_authenticated"], true);
-    assert_eq!(put["created_at"], rfc3339(now() - 60).as_str().replace("+00:00", "Z").as_str());
+    assert_eq!(put["created_at"], rfc3339(at).as_str());
     assert_eq!(put["http_status"], serde_json::Value::Null);
 
     // Nothing valid, empty, too many, malformed: 400 in the error format.
@@ -167,4 +168,48 @@ async fn every_list_filter() {
     assert_eq!(get(&server, &user.token, "/api/grpc/monitor/requests/").await.0, 403);
     assert_eq!(get(&server, &user.token, "/cfg/grpc/monitor/requests/").await.0, 403);
     assert_eq!(server.get("/cfg/grpc/monitor/requests/").await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_api_key_may_report_other_keys_may_not() {
+    let server = TestServer::start().await;
+    let admin = login_admin(&server).await;
+    let user = register(&server, "grpcsvc").await;
+    let mut keys = Vec::new();
+    for key_type in ["service", "cli"] {
+        let resp = server
+            .client
+            .post(server.url("/api/api-keys/"))
+            .header("authorization", auth(&user.token))
+            .json(&json!({"name": format!("reporter {key_type}"), "key_type": key_type}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        keys.push((body["key"].as_str().unwrap().to_string(), body["id"].as_u64().unwrap()));
+    }
+    let post = |key: String| {
+        server
+            .client
+            .post(server.url("/api/grpc/monitor/requests/"))
+            .header("authorization", format!("Api-Key {key}"))
+            .json(&json!({"requests": [{"service_name": "key.Svc", "method_name": "Report"}]}))
+            .send()
+    };
+    assert_eq!(post(keys[0].0.clone()).await.unwrap().status(), 201);
+    assert_error(post(keys[1].0.clone()).await.unwrap(), 403).await;
+    assert_eq!(list(&server, &admin, "service=key.Svc").await["count"], 1);
+    // The reporting call itself is logged with its key.
+    let page = list(&server, &admin, "method=grpc_monitor_requests_create&page_size=5").await;
+    let by_key: Vec<_> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["api_key_id"] == keys[0].1)
+        .collect();
+    assert_eq!(by_key.len(), 1, "{page}");
+    assert_eq!(by_key[0]["api_key_name"], "reporter service");
+    assert_eq!(by_key[0]["user_id"], user.id);
+    assert_eq!(by_key[0]["http_status"], 201);
 }

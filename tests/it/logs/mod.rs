@@ -3,6 +3,7 @@
 //! numbers, read-your-writes, index rebuild, retention.
 
 mod audit;
+mod bench;
 mod index;
 mod ingest;
 mod records;

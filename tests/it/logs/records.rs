@@ -186,3 +186,37 @@ async fn a_client_sees_its_own_previous_call() {
     assert!(paths.keys().any(|p| p.starts_with("/api/grpc/monitor/requests")));
     assert!(!paths.keys().any(|p| p.starts_with("/cfg/grpc/monitor")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_requests_are_logged() {
+    let server = TestServer::start_with(&[
+        ("GATEHOUSE_RATE_LIMIT_ENABLED", "true"),
+        ("GATEHOUSE_RATE_LIMIT_ANON_PER_HOUR", "3"),
+    ])
+    .await;
+    let admin = login_admin(&server).await;
+    let mut limited = None;
+    for i in 0..10 {
+        let rid = format!("test-req-429-{i:02}");
+        let resp = server
+            .client
+            .get(server.url("/api/"))
+            .header("x-request-id", &rid)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 429 {
+            limited = Some(rid);
+            break;
+        }
+    }
+    let rid = limited.expect("anonymous calls were never limited");
+    let r = find(&server, &admin, &rid).await;
+    assert_eq!(r["http_status"], 429);
+    assert_eq!(r["grpc_status_code"], "RESOURCE_EXHAUSTED");
+    assert_eq!(r["status"], "error");
+    assert_eq!(r["is_authenticated"], false);
+    assert_eq!(r["method_name"], "api_root_retrieve");
+    assert_eq!(r["service_name"], "gatehouse.Health");
+    assert!(!r["error_message"].as_str().unwrap().is_empty());
+}

@@ -61,28 +61,31 @@ async fn load_figures() {
             .await;
     }
     let base = t.s.base.clone();
-    let b = base.clone();
-    let health = hammer(
+    let get = |path: String| -> Arc<
+        dyn Fn(u64) -> (reqwest::Method, String, Option<serde_json::Value>) + Send + Sync,
+    > {
+        let url = format!("{base}{path}");
+        Arc::new(move |_| (reqwest::Method::GET, url.clone(), None))
+    };
+    let token = t.owner.token.clone();
+    let health = hammer(t.s.client.clone(), get("/health/".into()), token.clone(), 32, 4).await;
+    let one =
+        hammer(t.s.client.clone(), get(format!("/api/environments/{env}/")), token.clone(), 32, 4)
+            .await;
+    let list1 = hammer(
         t.s.client.clone(),
-        Arc::new(move |_| (reqwest::Method::GET, format!("{b}/health/"), None)),
-        t.owner.token.clone(),
+        get(format!("/api/environments/{env}/variables/?page_size=1")),
+        token.clone(),
         32,
-        5,
+        4,
     )
     .await;
-    let b = base.clone();
     let list = hammer(
         t.s.client.clone(),
-        Arc::new(move |_| {
-            (
-                reqwest::Method::GET,
-                format!("{b}/api/environments/{env}/variables/?page_size=100"),
-                None,
-            )
-        }),
-        t.owner.token.clone(),
+        get(format!("/api/environments/{env}/variables/?page_size=100")),
+        token.clone(),
         32,
-        5,
+        4,
     )
     .await;
     let b = base.clone();
@@ -92,12 +95,14 @@ async fn load_figures() {
             let body = serde_json::json!({"key": format!("LOAD_{n}"), "value": "some-secret-value", "environment": env});
             (reqwest::Method::POST, format!("{b}/api/variables/"), Some(body))
         }),
-        t.owner.token.clone(),
+        token.clone(),
         32,
-        5,
+        4,
     )
     .await;
-    for (name, (rate, p50, p99)) in [("health", health), ("list100", list), ("create", create)] {
+    for (name, (rate, p50, p99)) in
+        [("health", health), ("env", one), ("list1", list1), ("list100", list), ("create", create)]
+    {
         println!("{name:8} {rate:8.0} req/s  p50 {p50:?}  p99 {p99:?}");
     }
     println!("list100/health = {:.0}%", list.0 / health.0 * 100.0);

@@ -2,6 +2,7 @@
 //! and master key rotation, driven over HTTPS with owner, editor, viewer and outsider accounts.
 
 mod at_rest;
+mod credentials;
 mod environments;
 mod load;
 mod projects;
@@ -51,6 +52,22 @@ impl Team {
             .client
             .request(method, self.s.url(path))
             .header("authorization", auth(&user.token));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send().await.unwrap()
+    }
+
+    /// Sends `method path` with a raw `Authorization` header value.
+    pub async fn call_as(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut rb =
+            self.s.client.request(method, self.s.url(path)).header("authorization", authorization);
         if let Some(b) = body {
             rb = rb.json(&b);
         }

@@ -185,3 +185,25 @@ async fn project_list_search_filter_and_paging() {
     let outsider = ok(t.get("/api/projects/", &t.outsider).await, 200).await;
     assert_eq!(outsider["count"], 1);
 }
+
+#[tokio::test]
+async fn organization_deletion_takes_its_secrets() {
+    let t = Team::new().await;
+    let org =
+        ok(t.post("/api/organizations/", &t.owner, json!({"name": "Doomed Org"})).await, 201).await;
+    let org_id = org["id"].as_u64().unwrap();
+    let p = ok(
+        t.post("/api/projects/", &t.owner, json!({"name": "Doomed", "organization": org_id})).await,
+        201,
+    )
+    .await;
+    let pid = p["id"].as_u64().unwrap();
+    let e = t.environment(pid, "prod").await;
+    let v = t.variable(e, "GONE", "with the org").await;
+    let org_view = ok(t.get(&format!("/api/organizations/{org_id}/"), &t.owner).await, 200).await;
+    assert_eq!(org_view["project_count"], 1);
+    ok(t.delete(&format!("/api/organizations/{org_id}/"), &t.owner).await, 204).await;
+    assert_error(t.get(&format!("/api/projects/{pid}/"), &t.owner).await, 404).await;
+    assert_error(t.get(&format!("/api/environments/{e}/"), &t.owner).await, 404).await;
+    assert_error(t.get(&format!("/api/variables/{v}/"), &t.owner).await, 404).await;
+}
