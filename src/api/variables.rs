@@ -155,6 +155,17 @@ pub enum VariableCreated {
     Created(Json<VariableOut>),
 }
 
+/// One page of variables, serialised once (the list routes are hot; see `PreJson`).
+fn variable_page(
+    req: &Request,
+    pr: PageRequest,
+    total: u64,
+    rows: Vec<VariableView>,
+) -> ApiResult<PreJson<Page<VariableOut>>> {
+    let page = pr.build(req, total, rows.into_iter().map(VariableOut::from).collect())?;
+    PreJson::new(&PageBody::from(page))
+}
+
 fn change_of(body: VariableUpdateIn, full: bool) -> Result<VariableChange, Error> {
     if full && body.key.is_none() {
         return Err(Error::invalid("key", "This field is required."));
@@ -205,8 +216,7 @@ impl VariablesApi {
         let (total, rows) = read(&state, |tx, vault| {
             variables::list_for_env(tx, &c, vault, id.0, pr.offset(), pr.limit())
         })?;
-        let page = pr.build(req, total, rows.into_iter().map(VariableOut::from).collect())?;
-        PreJson::new(&PageBody::from(page))
+        variable_page(req, pr, total, rows)
     }
 
     /// Every variable the caller may read, optionally of one environment.
@@ -225,8 +235,7 @@ impl VariablesApi {
         let (total, rows) = read(&state, |tx, vault| {
             variables::list(tx, &c, vault, environment.0, pr.offset(), pr.limit())
         })?;
-        let page = pr.build(req, total, rows.into_iter().map(VariableOut::from).collect())?;
-        PreJson::new(&PageBody::from(page))
+        variable_page(req, pr, total, rows)
     }
 
     /// Creates a variable (editors and admins); 409 if the key exists in the environment.
