@@ -102,6 +102,9 @@ pub struct RateLimitConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogsConfig {
+    /// Record every API request in the request log (`false`: no request records are produced;
+    /// ingested records, audit records and statistics still work).
+    pub request_log_enabled: bool,
     pub request_retention_days: u64,
     pub audit_retention_days: u64,
     pub channel_capacity: u64,
@@ -204,6 +207,7 @@ impl Default for RateLimitConfig {
 impl Default for LogsConfig {
     fn default() -> Self {
         Self {
+            request_log_enabled: true,
             request_retention_days: 30,
             audit_retention_days: 0,
             channel_capacity: 65536,

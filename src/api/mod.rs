@@ -200,8 +200,10 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     );
     // The request log sits just inside `Edge` (request id, client address) and outside
     // authentication and rate limiting, so refused requests are logged too.
-    let log_settings =
-        Arc::new(request_log::RequestLogSettings::from_spec(&docs_json, settings.request_timeout));
+    let mut log_settings =
+        request_log::RequestLogSettings::from_spec(&docs_json, settings.request_timeout);
+    log_settings.enabled = state.config.logs.request_log_enabled;
+    let log_settings = Arc::new(log_settings);
     let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
     Edge::new(logged, settings)
 }

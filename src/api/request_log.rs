@@ -29,6 +29,8 @@ pub struct RequestLogSettings {
     /// responses that lost poem-openapi's `OperationId` (refused before or by authentication).
     pub routes: Vec<(String, Vec<String>, String)>,
     pub request_timeout: Duration,
+    /// `logs.request_log_enabled`: when false the layer only passes requests through.
+    pub enabled: bool,
 }
 
 impl RequestLogSettings {
@@ -46,7 +48,7 @@ impl RequestLogSettings {
                 }
             }
         }
-        Self { tags: crate::api::operation_tags(), routes, request_timeout }
+        Self { tags: crate::api::operation_tags(), routes, request_timeout, enabled: true }
     }
 
     /// The operation a method and path would reach.
@@ -134,6 +136,12 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
+        if !self.settings.enabled {
+            return Ok(match self.inner.call(req).await {
+                Ok(out) => out.into_response(),
+                Err(err) => convert_poem_error(err),
+            });
+        }
         let ctx = req.extensions().get::<RequestContext>().cloned();
         let started = ctx.as_ref().map_or_else(Instant::now, |c| c.started);
         let rec = RequestLog {

@@ -220,3 +220,27 @@ async fn rate_limited_requests_are_logged() {
     assert_eq!(r["service_name"], "gatehouse.Health");
     assert!(!r["error_message"].as_str().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_logging_can_be_switched_off() {
+    let server = TestServer::start_with(&[("GATEHOUSE_LOGS_REQUEST_LOG_ENABLED", "false")]).await;
+    let admin = login_admin(&server).await;
+    for path in ["/health/", "/api/no-such-route/", "/api/grpc/monitor/overview/"] {
+        let resp = server.client.get(server.url(path)).send().await.unwrap();
+        assert!(resp.status().as_u16() < 500, "{path}");
+    }
+    // Failed requests still answer in the error format without the layer's bookkeeping.
+    let resp = server.client.get(server.url("/api/no-such-route/")).send().await.unwrap();
+    crate::harness::assert_error(resp, 404).await;
+    // Reported records are still stored and counted; Gatehouse's own calls are not.
+    let item = serde_json::json!([{"service_name": "team.Svc", "method_name": "Get",
+                                   "status": "success", "duration_ms": 3}]);
+    assert_eq!(super::ingest(&server, &admin.token, item).await.status(), 201);
+    let page = list(&server, &admin, "page_size=50").await;
+    assert_eq!(page["count"], 1, "{page}");
+    assert_eq!(page["results"][0]["service_name"], "team.Svc");
+    let (status, overview) =
+        get(&server, &admin.token, "/api/grpc/monitor/overview/?hours=1").await;
+    assert_eq!(status, 200);
+    assert_eq!(overview["total_requests"], 1, "{overview}");
+}
