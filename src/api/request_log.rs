@@ -21,13 +21,17 @@ use crate::logs::{LogService, RequestLog};
 /// Error bodies larger than this are not read for `error_message`.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// A documented operation's path template, for matching paths without its `OperationId`.
+type Template = (Vec<String>, String);
+
 /// Static facts the layer needs.
 pub struct RequestLogSettings {
-    /// `operationId → tag`, from the OpenAPI document.
-    pub tags: HashMap<String, String>,
-    /// `(HTTP method, path template segments, operationId)` of every documented operation, for
-    /// responses that lost poem-openapi's `OperationId` (refused before or by authentication).
-    pub routes: Vec<(String, Vec<String>, String)>,
+    /// `operationId → service name` (`gatehouse.<tag>`), from the OpenAPI document.
+    pub services: HashMap<String, String>,
+    /// `(HTTP method, number of path segments) → (template segments, operationId)` of every
+    /// documented operation, for responses that lost poem-openapi's `OperationId` (refused
+    /// before or by authentication): only templates of the right method and length are tried.
+    routes: HashMap<(String, usize), Vec<Template>>,
     pub request_timeout: Duration,
     /// `logs.request_log_enabled`: when false the layer only passes requests through.
     pub enabled: bool,
@@ -36,37 +40,44 @@ pub struct RequestLogSettings {
 impl RequestLogSettings {
     /// Reads the operations out of the OpenAPI document.
     pub fn from_spec(spec: &str, request_timeout: Duration) -> Self {
-        let mut routes = Vec::new();
+        let mut routes: HashMap<(String, usize), Vec<Template>> = HashMap::new();
         let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
         if let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) {
             for (path, item) in paths {
                 let Some(ops) = item.as_object() else { continue };
                 for (method, op) in ops {
                     if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
-                        routes.push((method.to_uppercase(), segments(path), id.to_string()));
+                        let template: Vec<String> = segments(path).map(str::to_string).collect();
+                        routes
+                            .entry((method.to_uppercase(), template.len()))
+                            .or_default()
+                            .push((template, id.to_string()));
                     }
                 }
             }
         }
-        Self { tags: crate::api::operation_tags(), routes, request_timeout, enabled: true }
+        let services = crate::api::operation_tags()
+            .into_iter()
+            .map(|(op, tag)| (op, crate::api::tags::ApiTags::service_name(&tag)))
+            .collect();
+        Self { services, routes, request_timeout, enabled: true }
     }
 
     /// The operation a method and path would reach.
     fn operation_for(&self, method: &str, path: &str) -> Option<&str> {
-        let segs = segments(path);
+        let n = segments(path).count();
         self.routes
+            .get(&(method.to_string(), n))?
             .iter()
-            .find(|(m, template, _)| {
-                m == method
-                    && template.len() == segs.len()
-                    && template.iter().zip(&segs).all(|(t, s)| t.starts_with('{') || t == s)
+            .find(|(template, _)| {
+                template.iter().zip(segments(path)).all(|(t, s)| t.starts_with('{') || t == s)
             })
-            .map(|(_, _, id)| id.as_str())
+            .map(|(_, id)| id.as_str())
     }
 }
 
-fn segments(path: &str) -> Vec<String> {
-    path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
 }
 
 pub struct RequestLogLayer<E> {
@@ -82,14 +93,14 @@ impl<E> RequestLogLayer<E> {
 }
 
 /// Records a request that ended without a response when dropped.
-struct Guard {
+struct Guard<'a> {
     rec: Option<RequestLog>,
-    logs: Arc<LogService>,
+    logs: &'a LogService,
     started: Instant,
     timeout: Duration,
 }
 
-impl Drop for Guard {
+impl Drop for Guard<'_> {
     fn drop(&mut self) {
         let Some(mut rec) = self.rec.take() else { return };
         let elapsed = self.started.elapsed();
@@ -142,16 +153,12 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
                 Err(err) => convert_poem_error(err),
             });
         }
-        let ctx = req.extensions().get::<RequestContext>().cloned();
-        let started = ctx.as_ref().map_or_else(Instant::now, |c| c.started);
+        let ctx = req.extensions().get::<RequestContext>();
+        let started = ctx.map_or_else(Instant::now, |c| c.started);
         let rec = RequestLog {
-            request_id: ctx.as_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
-            client_ip: ctx
-                .as_ref()
-                .and_then(|c| c.client_ip)
-                .map(|ip| ip.to_string())
-                .unwrap_or_default(),
-            http_method: req.method().to_string(),
+            request_id: ctx.map(|c| c.request_id.clone()).unwrap_or_default(),
+            client_ip: ctx.and_then(|c| c.client_ip).map(|ip| ip.to_string()).unwrap_or_default(),
+            http_method: req.method().as_str().to_string(),
             path: mask_path(req.uri().path()),
             created_at: crate::domain::unix_now(),
             service_name: "gatehouse.Http".into(),
@@ -161,7 +168,7 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
         let raw_path = req.uri().path().to_string();
         let mut guard = Guard {
             rec: Some(rec),
-            logs: Arc::clone(&self.logs),
+            logs: &self.logs,
             started,
             timeout: self.settings.request_timeout,
         };
@@ -178,8 +185,7 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
         };
         let Some(mut rec) = guard.rec.take() else { return Ok(resp) };
         if resp.data::<OperationId>().is_none() {
-            let method = rec.http_method.clone();
-            if let Some(op) = self.settings.operation_for(&method, &raw_path) {
+            if let Some(op) = self.settings.operation_for(&rec.http_method, &raw_path) {
                 rec.method_name = op.to_string();
             }
         }
@@ -200,8 +206,8 @@ impl<E> RequestLogLayer<E> {
         } else if rec.method_name == "unknown" {
             rec.method_name = http_names(&rec.path, status);
         }
-        if let Some(tag) = self.settings.tags.get(&rec.method_name) {
-            rec.service_name = crate::api::tags::ApiTags::service_name(tag);
+        if let Some(service) = self.settings.services.get(&rec.method_name) {
+            rec.service_name.clone_from(service);
         }
         if let Some(p) = resp.data::<Principal>() {
             rec.user_id = Some(p.user_id);

@@ -6,20 +6,26 @@
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, INDEXED, STRING, TEXT};
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST,
+};
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 
 use super::record::RequestLog;
 use crate::domain::audit::AuditRecord;
 
 /// Bump when the schema or what is indexed changes: an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: `created` is a fast field only (range filters and pruning read the fast field anyway),
+/// no field norms, and `text` keeps doc ids only (no frequencies or positions): nothing scores,
+/// and every search term is an exact-term match.
+pub const SCHEMA_VERSION: u64 = 2;
 const KIND_REQUEST: u64 = 0;
 const KIND_AUDIT: u64 = 1;
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
@@ -35,7 +41,7 @@ pub struct Watermark {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Fields {
+pub(super) struct Fields {
     kind: Field,
     order: Field,
     created: Field,
@@ -50,21 +56,38 @@ struct Fields {
     text: Field,
 }
 
-fn schema() -> (Schema, Fields) {
+/// Only what filters, `search` and ordering need, as cheaply as tantivy allows: exact-match
+/// terms without norms, no scoring data, fast fields for the sort key and time ranges.
+pub(super) fn schema() -> (Schema, Fields) {
+    let id = || NumericOptions::default().set_indexed();
+    let raw = || {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_fieldnorms(false)
+                .set_index_option(IndexRecordOption::Basic),
+        )
+    };
+    let words = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_fieldnorms(false)
+            .set_index_option(IndexRecordOption::Basic),
+    );
     let mut b = Schema::builder();
     let f = Fields {
-        kind: b.add_u64_field("kind", INDEXED),
+        kind: b.add_u64_field("kind", id()),
         order: b.add_u64_field("order", FAST),
-        created: b.add_i64_field("created", INDEXED | FAST),
-        service: b.add_text_field("service", STRING),
-        method: b.add_text_field("method", STRING),
-        status: b.add_text_field("status", STRING),
-        user: b.add_u64_field("user", INDEXED),
-        api_key: b.add_u64_field("api_key", INDEXED),
-        action: b.add_text_field("action", STRING),
-        target_type: b.add_text_field("target_type", STRING),
-        org: b.add_u64_field("org", INDEXED),
-        text: b.add_text_field("text", TEXT),
+        created: b.add_i64_field("created", FAST),
+        service: b.add_text_field("service", raw()),
+        method: b.add_text_field("method", raw()),
+        status: b.add_text_field("status", raw()),
+        user: b.add_u64_field("user", id()),
+        api_key: b.add_u64_field("api_key", id()),
+        action: b.add_text_field("action", raw()),
+        target_type: b.add_text_field("target_type", raw()),
+        org: b.add_u64_field("org", id()),
+        text: b.add_text_field("text", words),
     };
     (b.build(), f)
 }
@@ -112,6 +135,43 @@ pub struct AuditFilter {
     pub search: Option<String>,
 }
 
+/// Request records added to the index writer but not yet committed, shared with the writer
+/// (no copies): either numbered from `first` in order (a fresh batch, whose records carry no id
+/// yet) or carrying their own ids (read back from redb).
+pub struct Pending {
+    first: Option<u64>,
+    records: Arc<Vec<RequestLog>>,
+    /// Set by retention: records of this chunk created before it are gone (later chunks are
+    /// not affected, as the index's delete only affects documents added before it).
+    cutoff: i64,
+}
+
+impl Pending {
+    pub fn numbered(first: u64, records: Arc<Vec<RequestLog>>) -> Self {
+        Self { first: Some(first), records, cutoff: i64::MIN }
+    }
+
+    pub fn own_ids(records: Arc<Vec<RequestLog>>) -> Self {
+        Self { first: None, records, cutoff: i64::MIN }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &RequestLog)> {
+        let (first, cutoff) = (self.first, self.cutoff);
+        self.records
+            .iter()
+            .enumerate()
+            .map(move |(i, r)| (first.map_or(r.id, |f| f + i as u64), r))
+            .filter(move |(_, r)| r.created_at >= cutoff)
+    }
+}
+
+/// The pending chunks and how many records they hold.
+#[derive(Default)]
+struct PendingSet {
+    chunks: Vec<Pending>,
+    len: usize,
+}
+
 /// The index and a reader that is reloaded by the writer right after each commit, plus the
 /// request records added since the last commit. Searches merge those in, so a record is
 /// searchable as soon as it is in redb, without waiting for (or forcing) a tantivy commit —
@@ -121,7 +181,7 @@ pub struct LogIndex {
     reader: IndexReader,
     f: Fields,
     dir: PathBuf,
-    pending: Mutex<Vec<RequestLog>>,
+    pending: Mutex<PendingSet>,
 }
 
 /// Why the index could not be opened or used.
@@ -168,7 +228,16 @@ impl LogIndex {
             return Err(format!("schema version {}", wm.schema));
         }
         let reader = Self::reader_for(&index).map_err(|e| e.to_string())?;
-        Ok((Self { index, reader, f, dir: dir.to_path_buf(), pending: Mutex::new(Vec::new()) }, wm))
+        Ok((
+            Self {
+                index,
+                reader,
+                f,
+                dir: dir.to_path_buf(),
+                pending: Mutex::new(PendingSet::default()),
+            },
+            wm,
+        ))
     }
 
     /// Removes whatever is in `dir` and creates an empty index there.
@@ -181,7 +250,13 @@ impl LogIndex {
         let (s, f) = schema();
         let index = Index::create_in_dir(dir, s)?;
         let reader = Self::reader_for(&index)?;
-        Ok(Self { index, reader, f, dir: dir.to_path_buf(), pending: Mutex::new(Vec::new()) })
+        Ok(Self {
+            index,
+            reader,
+            f,
+            dir: dir.to_path_buf(),
+            pending: Mutex::new(PendingSet::default()),
+        })
     }
 
     fn reader_for(index: &Index) -> tantivy::Result<IndexReader> {
@@ -201,20 +276,24 @@ impl LogIndex {
     pub fn reload(&self) -> Result<(), IndexError> {
         let mut pending = self.pending.lock();
         self.reader.reload()?;
-        pending.clear();
+        *pending = PendingSet::default();
         Ok(())
     }
 
-    /// Records added to the writer but not yet committed: searchable from now on.
-    pub fn add_pending(&self, records: impl IntoIterator<Item = RequestLog>) -> usize {
+    /// Records added to the writer but not yet committed: searchable from now on. Returns how
+    /// many are pending.
+    pub fn add_pending(&self, records: Pending) -> usize {
         let mut pending = self.pending.lock();
-        pending.extend(records);
-        pending.len()
+        pending.len += records.records.len();
+        pending.chunks.push(records);
+        pending.len
     }
 
-    /// Drops pending records created before `cutoff` (retention).
+    /// Hides the pending records created before `cutoff` (retention).
     pub fn prune_pending(&self, cutoff: i64) {
-        self.pending.lock().retain(|r| r.created_at >= cutoff);
+        for chunk in &mut self.pending.lock().chunks {
+            chunk.cutoff = chunk.cutoff.max(cutoff);
+        }
     }
 
     fn tokens(&self, text: &str) -> Vec<String> {
@@ -245,11 +324,12 @@ impl LogIndex {
             })
     }
 
-    pub fn request_doc(&self, r: &RequestLog) -> TantivyDocument {
+    /// The document of request record `r` stored under `id`.
+    pub fn request_doc_as(&self, r: &RequestLog, id: u64) -> TantivyDocument {
         let f = &self.f;
         let mut d = TantivyDocument::new();
         d.add_u64(f.kind, KIND_REQUEST);
-        d.add_u64(f.order, order_key(r.created_at, r.id));
+        d.add_u64(f.order, order_key(r.created_at, id));
         d.add_i64(f.created, r.created_at);
         d.add_text(f.service, &r.service_name);
         d.add_text(f.method, &r.method_name);
@@ -389,9 +469,11 @@ impl LogIndex {
         let (searcher, mut orders) = {
             let pending = self.pending.lock();
             let found: Vec<u64> = pending
+                .chunks
                 .iter()
-                .filter(|r| self.matches(r, q, &words))
-                .map(|r| order_key(r.created_at, r.id))
+                .flat_map(Pending::iter)
+                .filter(|(_, r)| self.matches(r, q, &words))
+                .map(|(id, r)| order_key(r.created_at, id))
                 .collect();
             (self.reader.searcher(), found)
         };
@@ -436,3 +518,7 @@ impl LogIndex {
         ]))
     }
 }
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+pub(crate) mod index_tests;

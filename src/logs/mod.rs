@@ -4,6 +4,8 @@
 //! areas write. Lists wait (bounded) until the index has caught up with what existed when they
 //! arrived, so a client sees its own previous call.
 
+mod agg;
+mod binary;
 pub mod index;
 pub mod record;
 pub mod retention;
@@ -65,6 +67,7 @@ pub struct LogService {
     enqueued: AtomicU64,
     progress: watch::Receiver<Progress>,
     flush: Arc<Notify>,
+    hurry: Arc<Notify>,
     stop: Arc<Notify>,
     stopping: Arc<AtomicBool>,
     index: Arc<LogIndex>,
@@ -102,6 +105,7 @@ impl LogService {
         let (progress_tx, progress) = watch::channel(initial);
         let counters = Arc::new(Counters::default());
         let flush = Arc::new(Notify::new());
+        let hurry = Arc::new(Notify::new());
         let stop = Arc::new(Notify::new());
         let stopping = Arc::new(AtomicBool::new(false));
         let w = writer::LogWriter::new(writer::Parts {
@@ -110,6 +114,7 @@ impl LogService {
             rx: receiver,
             progress: progress_tx,
             flush: Arc::clone(&flush),
+            hurry: Arc::clone(&hurry),
             stop: Arc::clone(&stop),
             counters: Arc::clone(&counters),
             commit_every: Duration::from_millis(config.index_commit_ms.max(10)),
@@ -124,6 +129,7 @@ impl LogService {
             enqueued: AtomicU64::new(0),
             progress,
             flush,
+            hurry,
             stop,
             stopping,
             index,
@@ -178,6 +184,8 @@ impl LogService {
                 "The request log is busy; retry shortly.",
             ));
         }
+        // The caller waits for its batch: don't let it sit out the writer's gathering pause.
+        self.hurry.notify_one();
         match rx.await {
             Ok(Ok(ids)) => Ok(ids),
             Ok(Err(e)) => Err(crate::domain::Error::internal(e)),
@@ -196,6 +204,9 @@ impl LogService {
         let enqueued = self.enqueued.load(Ordering::SeqCst);
         let last = self.store.read(|tx| tx.last_key(REQUEST_LOGS)).ok().flatten().unwrap_or(0);
         let done = move |p: &Progress| p.processed >= enqueued && p.request_seq >= last;
+        if !done(&self.progress.borrow()) {
+            self.hurry.notify_one();
+        }
         self.wait_for(done, false).await;
     }
 

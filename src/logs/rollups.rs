@@ -11,27 +11,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::agg::{round1, Agg, Bucket, BOUNDS};
 use super::record::RequestLog;
 use crate::store::tables::{
     LOG_KEYS_BY_HOUR, LOG_SERIES, LOG_SERIES_IDS, ROLLUP_HOUR, ROLLUP_MINUTE,
 };
-use crate::store::{decode, RangeReader, Reader, Record, StoreError, WriteTx, Writer};
+use crate::store::{RangeReader, Reader, Record, StoreError, WriteTx, Writer};
 
 const SERIES_BITS: u32 = 20;
 const SERIES_MASK: u64 = (1 << SERIES_BITS) - 1;
-
-/// Inclusive upper bounds (ms) of the latency histogram's bins; one more bin holds the rest.
-pub const BOUNDS: [u64; 64] = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 25, 30, 35, 40, 45, 50, 60, 70, 80, 90,
-    100, 120, 140, 160, 180, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 900, 1000, 1200,
-    1400, 1600, 1800, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 6000, 7000, 8000, 9000, 10000,
-    15000, 20000, 30000, 60000, 120_000,
-];
-const BINS: usize = BOUNDS.len() + 1;
-
-fn bin_of(ms: u64) -> usize {
-    BOUNDS.partition_point(|b| *b < ms)
-}
 
 /// A (service, method) pair that has been seen.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -43,192 +31,6 @@ pub struct Series {
 impl Record for Series {
     const VERSION: u8 = 1;
     const NAME: &'static str = "log_series";
-}
-
-/// One roll-up bucket.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct Bucket {
-    #[serde(rename = "n")]
-    pub total: u64,
-    #[serde(rename = "ok", default)]
-    pub success: u64,
-    #[serde(rename = "er", default)]
-    pub error: u64,
-    #[serde(rename = "to", default)]
-    pub timeout: u64,
-    #[serde(rename = "ca", default)]
-    pub cancelled: u64,
-    #[serde(rename = "sum", default)]
-    pub sum_ms: u64,
-    #[serde(rename = "min", default)]
-    pub min_ms: u64,
-    #[serde(rename = "max", default)]
-    pub max_ms: u64,
-    /// Newest `created_at` in the bucket (unix seconds).
-    #[serde(rename = "last", default)]
-    pub last_at: i64,
-    /// Sparse histogram: `(bin, count)`.
-    #[serde(rename = "h", default)]
-    pub hist: Vec<(u8, u64)>,
-}
-
-impl Record for Bucket {
-    const VERSION: u8 = 1;
-    const NAME: &'static str = "rollup";
-}
-
-/// A sum of buckets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Agg {
-    pub total: u64,
-    pub success: u64,
-    pub error: u64,
-    pub timeout: u64,
-    pub cancelled: u64,
-    pub sum_ms: u64,
-    pub min_ms: u64,
-    pub max_ms: u64,
-    pub last_at: Option<i64>,
-    pub hist: [u64; BINS],
-}
-
-impl Default for Agg {
-    fn default() -> Self {
-        Self {
-            total: 0,
-            success: 0,
-            error: 0,
-            timeout: 0,
-            cancelled: 0,
-            sum_ms: 0,
-            min_ms: u64::MAX,
-            max_ms: 0,
-            last_at: None,
-            hist: [0; BINS],
-        }
-    }
-}
-
-impl Agg {
-    pub fn add_record(&mut self, r: &RequestLog) {
-        self.total += 1;
-        match r.status.as_str() {
-            "success" => self.success += 1,
-            "error" => self.error += 1,
-            "timeout" => self.timeout += 1,
-            "cancelled" => self.cancelled += 1,
-            _ => {}
-        }
-        self.sum_ms = self.sum_ms.saturating_add(r.duration_ms);
-        self.min_ms = self.min_ms.min(r.duration_ms);
-        self.max_ms = self.max_ms.max(r.duration_ms);
-        self.last_at = Some(self.last_at.map_or(r.created_at, |l| l.max(r.created_at)));
-        if let Some(slot) = self.hist.get_mut(bin_of(r.duration_ms)) {
-            *slot += 1;
-        }
-    }
-
-    pub fn add_bucket(&mut self, b: &Bucket) {
-        if b.total == 0 {
-            return;
-        }
-        self.total += b.total;
-        self.success += b.success;
-        self.error += b.error;
-        self.timeout += b.timeout;
-        self.cancelled += b.cancelled;
-        self.sum_ms = self.sum_ms.saturating_add(b.sum_ms);
-        self.min_ms = self.min_ms.min(b.min_ms);
-        self.max_ms = self.max_ms.max(b.max_ms);
-        self.last_at = Some(self.last_at.map_or(b.last_at, |l| l.max(b.last_at)));
-        for (bin, n) in &b.hist {
-            if let Some(slot) = self.hist.get_mut(usize::from(*bin)) {
-                *slot += n;
-            }
-        }
-    }
-
-    pub fn merge(&mut self, o: &Agg) {
-        if o.total == 0 {
-            return;
-        }
-        self.add_bucket(&o.to_bucket());
-    }
-
-    pub fn to_bucket(&self) -> Bucket {
-        Bucket {
-            total: self.total,
-            success: self.success,
-            error: self.error,
-            timeout: self.timeout,
-            cancelled: self.cancelled,
-            sum_ms: self.sum_ms,
-            min_ms: if self.total == 0 { 0 } else { self.min_ms },
-            max_ms: self.max_ms,
-            last_at: self.last_at.unwrap_or(0),
-            hist: self
-                .hist
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| **n > 0)
-                .filter_map(|(i, n)| u8::try_from(i).ok().map(|i| (i, *n)))
-                .collect(),
-        }
-    }
-
-    /// Everything that did not succeed (errors, timeouts, cancellations, pending).
-    pub fn failed(&self) -> u64 {
-        self.total - self.success
-    }
-
-    pub fn min(&self) -> u64 {
-        if self.total == 0 {
-            0
-        } else {
-            self.min_ms
-        }
-    }
-
-    /// Percentage of successes, one decimal.
-    pub fn success_rate(&self) -> f64 {
-        if self.total == 0 {
-            return 0.0;
-        }
-        round1(self.success as f64 * 100.0 / self.total as f64)
-    }
-
-    /// Mean duration, one decimal.
-    pub fn avg(&self) -> f64 {
-        if self.total == 0 {
-            return 0.0;
-        }
-        round1(self.sum_ms as f64 / self.total as f64)
-    }
-
-    /// The duration at quantile `q` (`sorted[floor(n·q)]`, as django-cfg computes p95), read from
-    /// the histogram: the upper bound of the bin holding that rank, kept within [min, max].
-    /// Exact whenever durations fall on bin bounds. `None` when empty.
-    pub fn percentile(&self, q: f64) -> Option<u64> {
-        if self.total == 0 {
-            return None;
-        }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // q in [0,1]
-        let rank = ((self.total as f64 * q).floor() as u64).min(self.total - 1);
-        let mut seen = 0;
-        for (i, n) in self.hist.iter().enumerate() {
-            seen += n;
-            if seen > rank {
-                let upper = BOUNDS.get(i).copied().unwrap_or(self.max_ms);
-                return Some(upper.clamp(self.min(), self.max_ms));
-            }
-        }
-        Some(self.max_ms)
-    }
-}
-
-/// Rounds to one decimal place.
-pub fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 fn minute_of(ts: i64) -> u64 {
@@ -245,13 +47,13 @@ fn key(bucket: u64, series: u64) -> u64 {
 
 /// The series id of (service, method), created on first sight. Ids past the key space share
 /// series 0, which is never handed out otherwise.
-fn series_id(
+fn series_id<'a>(
     tx: &WriteTx,
-    cache: &mut HashMap<(String, String), u64>,
-    service: &str,
-    method: &str,
+    cache: &mut HashMap<(&'a str, &'a str), u64>,
+    service: &'a str,
+    method: &'a str,
 ) -> Result<u64, StoreError> {
-    if let Some(id) = cache.get(&(service.to_string(), method.to_string())) {
+    if let Some(id) = cache.get(&(service, method)) {
         return Ok(*id);
     }
     let name = format!("{service}\u{1f}{method}");
@@ -266,7 +68,7 @@ fn series_id(
             id
         }
     };
-    cache.insert((service.to_string(), method.to_string()), id);
+    cache.insert((service, method), id);
     Ok(id)
 }
 
@@ -305,19 +107,23 @@ pub fn window_start(now: i64, hours: u64) -> i64 {
     now - i64::try_from(hours).unwrap_or(720).saturating_mul(3600)
 }
 
-/// Calls `f(bucket start time, series id, bucket)` for every bucket from `from` (unix seconds,
-/// rounded down to its minute) on: minute buckets until the first whole hour, hour buckets after.
+/// A visitor of stored buckets: `(bucket start time, series id, stored bytes)`.
+pub type BucketVisitor<'a> = dyn FnMut(i64, u64, &[u8]) -> Result<(), StoreError> + 'a;
+
+/// Calls `f(bucket start time, series id, stored bucket bytes)` for every bucket from `from`
+/// (unix seconds, rounded down to its minute) on: minute buckets until the first whole hour,
+/// hour buckets after. The bytes go to [`Agg::add_encoded`], which sums them without decoding
+/// into a [`Bucket`].
 pub fn for_each_bucket<R: RangeReader>(
     tx: &R,
     from: i64,
-    f: &mut dyn FnMut(i64, u64, &Bucket),
+    f: &mut BucketVisitor<'_>,
 ) -> Result<(), StoreError> {
     let start_min = minute_of(from);
     let first_hour = start_min.div_ceil(60);
     let mut visit = |k: u64, bytes: &[u8], unit: i64| -> Result<bool, StoreError> {
-        let b: Bucket = decode(bytes)?;
         let start = i64::try_from(k >> SERIES_BITS).unwrap_or(i64::MAX).saturating_mul(unit);
-        f(start, k & SERIES_MASK, &b);
+        f(start, k & SERIES_MASK, bytes)?;
         Ok(true)
     };
     if start_min < first_hour * 60 {
@@ -330,7 +136,7 @@ pub fn for_each_bucket<R: RangeReader>(
 /// Per-series aggregates of a window.
 pub fn by_series<R: RangeReader>(tx: &R, from: i64) -> Result<HashMap<u64, Agg>, StoreError> {
     let mut out: HashMap<u64, Agg> = HashMap::new();
-    for_each_bucket(tx, from, &mut |_, series, b| out.entry(series).or_default().add_bucket(b))?;
+    for_each_bucket(tx, from, &mut |_, series, b| out.entry(series).or_default().add_encoded(b))?;
     Ok(out)
 }
 
@@ -339,6 +145,14 @@ pub fn series_names<R: Reader>(
     tx: &R,
     ids: impl Iterator<Item = u64>,
 ) -> Result<HashMap<u64, Series>, StoreError> {
+    let mut ids: Vec<u64> = ids.collect();
+    ids.sort_unstable();
+    // One table open for all of them; series are never deleted, so each id has its row (if
+    // one were missing, fall back to one lookup per id rather than pair names wrongly).
+    let found = tx.get_many(LOG_SERIES, &ids)?;
+    if found.len() == ids.len() {
+        return Ok(ids.into_iter().zip(found).collect());
+    }
     let mut out = HashMap::new();
     for id in ids {
         if let Some(s) = tx.get(LOG_SERIES, id)? {

@@ -96,7 +96,7 @@ pub fn timeline(tx: &ReadTx, from: i64, day: bool) -> Result<Vec<(i64, Agg)>, St
     let unit = if day { 86400 } else { 3600 };
     let mut out: BTreeMap<i64, Agg> = BTreeMap::new();
     rollups::for_each_bucket(tx, from, &mut |start, _, b| {
-        out.entry(start.div_euclid(unit) * unit).or_default().add_bucket(b);
+        out.entry(start.div_euclid(unit) * unit).or_default().add_encoded(b)
     })?;
     Ok(out.into_iter().collect())
 }

@@ -179,6 +179,25 @@ async fn deleted_index_is_rebuilt_with_the_same_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_of_an_older_schema_is_rebuilt_from_redb() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = crate::domain::unix_now();
+    let (store, logs) = open(dir.path());
+    let batch: Vec<RequestLog> = (0..30).map(|i| rec("s", "A", "error", i, now - 50)).collect();
+    logs.ingest(batch).await.unwrap();
+    close(store, logs);
+    // Replace the index by one of the previous schema that claims to hold all 30 records.
+    let index = dir.path().join("index");
+    std::fs::remove_dir_all(&index).unwrap();
+    index::index_tests::write_v1_index(&index, 30);
+    let (store, logs) = open(dir.path());
+    let filter =
+        RequestFilter { status: Some("error".into()), search: Some("api".into()), ..all() };
+    assert_eq!(logs.list_requests(filter, 0, 5).await.unwrap().0, 30);
+    close(store, logs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_prunes_records_rollups_and_index() {
     let dir = tempfile::tempdir().unwrap();
     let (store, logs) = open(dir.path());

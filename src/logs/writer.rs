@@ -7,13 +7,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tantivy::indexer::UserOperation;
 use tantivy::IndexWriter;
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::index::{IndexError, LogIndex, Watermark};
+use super::index::{IndexError, LogIndex, Pending, Watermark};
 use super::{rollups, Counters, Msg, Progress, RequestLog};
 use crate::store::tables::{AUDIT, REQUEST_LOGS, REQUEST_LOGS_BY_MINUTE};
-use crate::store::{Reader as _, Store, StoreError, WriteTx, Writer as _};
+use crate::store::{BulkWriter as _, Reader as _, Record, Store, StoreError, WriteTx};
 
 /// Records per redb transaction.
 const MAX_BATCH: usize = 8192;
@@ -21,6 +22,8 @@ const MAX_BATCH: usize = 8192;
 const CATCH_UP_CHUNK: usize = 10_000;
 /// Past this many uncommitted (pending) records the index commits early.
 const PENDING_MAX: usize = 100_000;
+/// How long the writer lets records gather after a batch before taking the next one.
+const GATHER: Duration = Duration::from_millis(50);
 
 /// An ingest caller waiting for its records' ids: (reply, first index in the batch, count).
 type Ack = (tokio::sync::oneshot::Sender<Result<Vec<u64>, String>>, usize, usize);
@@ -31,6 +34,8 @@ pub(super) struct Parts {
     pub rx: mpsc::Receiver<Msg>,
     pub progress: watch::Sender<Progress>,
     pub flush: Arc<Notify>,
+    /// A list is waiting for records: take the next batch now.
+    pub hurry: Arc<Notify>,
     pub stop: Arc<Notify>,
     pub counters: Arc<Counters>,
     pub commit_every: Duration,
@@ -50,20 +55,25 @@ pub(super) struct LogWriter {
     rebuild_started: Option<Instant>,
 }
 
-/// Writes `records` (ids assigned here) and their roll-ups; returns the ids.
-fn write_batch(tx: &WriteTx, records: &[RequestLog]) -> Result<Vec<u64>, StoreError> {
-    let mut ids = Vec::with_capacity(records.len());
-    for r in records {
-        let id = tx.next_id("request_log")?;
-        let mut rec = r.clone();
-        rec.id = id;
-        tx.put(REQUEST_LOGS, id, &rec)?;
-        let minute = u64::try_from(r.created_at.div_euclid(60)).unwrap_or(0);
-        tx.link(REQUEST_LOGS_BY_MINUTE, minute, id)?;
-        ids.push(id);
-    }
+/// Writes `records` with consecutive ids assigned here, and their roll-ups; returns the first
+/// id. Each table is opened once for the batch and no record is copied.
+fn write_batch(tx: &WriteTx, records: &[RequestLog]) -> Result<u64, StoreError> {
+    let first = tx.reserve_ids("request_log", records.len() as u64)?;
+    let id = |i: usize| first + i as u64;
+    tx.put_encoded(REQUEST_LOGS, records.len(), &mut |i, buf| {
+        buf.push(<RequestLog as Record>::VERSION);
+        if let Some(r) = records.get(i) {
+            r.encode_body_as(id(i), buf);
+        }
+        id(i)
+    })?;
+    let minute = |r: &RequestLog| u64::try_from(r.created_at.div_euclid(60)).unwrap_or(0);
+    tx.link_all(
+        REQUEST_LOGS_BY_MINUTE,
+        &mut records.iter().enumerate().map(|(i, r)| (minute(r), id(i))),
+    )?;
     rollups::apply(tx, records)?;
-    Ok(ids)
+    Ok(first)
 }
 
 impl LogWriter {
@@ -100,6 +110,7 @@ impl LogWriter {
         let mut commits = self.p.store.commits();
         let stop = Arc::clone(&self.p.stop);
         let flush = Arc::clone(&self.p.flush);
+        let hurry = Arc::clone(&self.p.hurry);
         let mut behind = self.catch_up();
         loop {
             let wait = if behind {
@@ -107,11 +118,15 @@ impl LogWriter {
             } else {
                 self.p.commit_every.saturating_sub(self.last_commit.elapsed())
             };
+            let mut took = false;
             tokio::select! {
                 biased;
                 () = stop.notified() => break,
                 msg = self.p.rx.recv() => match msg {
-                    Some(first) => self.take_batch(first).await,
+                    Some(first) => {
+                        self.take_batch(first).await;
+                        took = true;
+                    }
                     None => break,
                 },
                 () = flush.notified() => self.flush_requested = true,
@@ -122,6 +137,19 @@ impl LogWriter {
             behind = self.catch_up();
             self.publish_requests();
             self.maybe_commit();
+            if took && !behind {
+                // Let the next records gather in the channel for a moment: while this thread is
+                // not waiting on the channel, a handler's send is a queue push, not a wake-up of
+                // this thread — under load, one wake per gathering instead of one per request.
+                // A list waiting for its own records cuts the moment short (`hurry`).
+                tokio::select! {
+                    biased;
+                    () = stop.notified() => break,
+                    () = hurry.notified() => {},
+                    () = flush.notified() => self.flush_requested = true,
+                    () = tokio::time::sleep(GATHER) => {},
+                }
+            }
         }
         // Shutting down: write what is queued, index it, commit.
         self.p.rx.close();
@@ -178,25 +206,30 @@ impl LogWriter {
         let captured = Arc::clone(&shared);
         let result = self.p.store.write(move |tx| write_batch(tx, &captured)).await;
         match result {
-            Ok(ids) => {
+            Ok(first) => {
+                let n = shared.len() as u64;
                 for (reply, start, len) in acks {
-                    let _ = reply.send(Ok(ids.iter().skip(start).take(len).copied().collect()));
+                    let start = first + start as u64;
+                    let _ = reply.send(Ok((start..start + len as u64).collect()));
                 }
-                self.p.counters.written.fetch_add(ids.len() as u64, Ordering::Relaxed);
-                let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else { return };
+                self.p.counters.written.fetch_add(n, Ordering::Relaxed);
+                if n == 0 {
+                    return;
+                }
+                let last = first + n - 1;
                 self.last_written = last;
                 // Index straight from memory when nothing is missing before this batch; else
                 // the catch-up reads the gap (and this batch) back from redb.
                 if self.wm.request_seq + 1 == first {
-                    let mut added = Vec::with_capacity(ids.len());
-                    for (r, id) in shared.iter().zip(&ids) {
-                        let mut rec = r.clone();
-                        rec.id = *id;
-                        self.add(self.p.index.request_doc(&rec));
-                        added.push(rec);
-                    }
+                    let index = &self.p.index;
+                    let docs = shared
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| index.request_doc_as(r, first + i as u64))
+                        .collect();
+                    self.add_all(docs);
                     self.wm.request_seq = last;
-                    self.pend(added);
+                    self.pend(Pending::numbered(first, shared));
                 }
             }
             Err(e) => {
@@ -209,7 +242,7 @@ impl LogWriter {
     }
 
     /// Makes added (uncommitted) records searchable at once; commits early when many pile up.
-    fn pend(&mut self, records: Vec<RequestLog>) {
+    fn pend(&mut self, records: Pending) {
         if self.p.index.add_pending(records) > PENDING_MAX {
             self.flush_requested = true;
         }
@@ -230,12 +263,18 @@ impl LogWriter {
         });
     }
 
-    fn add(&mut self, doc: tantivy::TantivyDocument) {
-        if let Err(e) = self.writer.add_document(doc) {
-            tracing::error!(error = %e, "cannot index a log record");
+    /// Hands documents to the index writer as one group (one hand-off to its indexing thread,
+    /// not one per document).
+    fn add_all(&mut self, docs: Vec<tantivy::TantivyDocument>) {
+        if docs.is_empty() {
             return;
         }
-        self.p.counters.indexed.fetch_add(1, Ordering::Relaxed);
+        let n = docs.len() as u64;
+        if let Err(e) = self.writer.run(docs.into_iter().map(UserOperation::Add)) {
+            tracing::error!(error = %e, "cannot index log records");
+            return;
+        }
+        self.p.counters.indexed.fetch_add(n, Ordering::Relaxed);
         self.dirty = true;
     }
 
@@ -275,16 +314,16 @@ impl LogWriter {
             self.rebuild_started = Some(Instant::now());
             tracing::info!(from = from_req, "indexing request log records");
         }
-        for (id, rec) in &reqs {
-            self.add(self.p.index.request_doc(rec));
-            self.wm.request_seq = *id;
+        let index = Arc::clone(&self.p.index);
+        self.add_all(reqs.iter().map(|(id, rec)| index.request_doc_as(rec, *id)).collect());
+        if let Some((last, _)) = reqs.last() {
+            self.wm.request_seq = *last;
+            let records = reqs.into_iter().map(|(id, r)| RequestLog { id, ..r }).collect();
+            self.pend(Pending::own_ids(Arc::new(records)));
         }
-        if !reqs.is_empty() {
-            self.pend(reqs.into_iter().map(|(_, r)| r).collect());
-        }
-        for (id, rec) in &audits {
-            self.add(self.p.index.audit_doc(rec));
-            self.wm.audit_seq = *id;
+        self.add_all(audits.iter().map(|(_, rec)| index.audit_doc(rec)).collect());
+        if let Some((last, _)) = audits.last() {
+            self.wm.audit_seq = *last;
         }
         if more {
             tracing::info!(indexed_through = self.wm.request_seq, "indexing progress");
@@ -298,6 +337,11 @@ impl LogWriter {
     fn maybe_commit(&mut self) {
         let due = self.last_commit.elapsed() >= self.p.commit_every;
         if !(self.flush_requested || (self.dirty && due)) {
+            if due {
+                // Nothing to commit: restart the period, so an idle writer sleeps a whole period
+                // instead of waking at once (the wait is "period minus time since commit").
+                self.last_commit = Instant::now();
+            }
             return;
         }
         self.flush_requested = false;

@@ -1,6 +1,7 @@
-//! Versioned records: one version byte, then a JSON body. Old versions stay decodable for ever
-//! through [`Record::upgrade`]; new fields use `#[serde(default)]` so most changes need no
-//! new version at all.
+//! Versioned records: one version byte, then a body — JSON unless the record type supplies its
+//! own body codec ([`Record::encode_body`] / [`Record::decode_body`], for a few hot tables).
+//! Old versions stay decodable for ever through [`Record::upgrade`]; new fields use
+//! `#[serde(default)]` so most changes need no new version at all.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -22,12 +23,29 @@ pub trait Record: Serialize + DeserializeOwned {
             message: format!("unknown record version {version}"),
         })
     }
+
+    /// Appends the body of the current version to `out` (JSON unless overridden). A type that
+    /// overrides this pair bumps `VERSION` and keeps reading its older bodies in `upgrade`.
+    fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
+        serde_json::to_writer(out, self).map_err(|e| StoreError::Codec {
+            table: Self::NAME.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Decodes a body of the current version (JSON unless overridden).
+    fn decode_body(body: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(body).map_err(|e| StoreError::Codec {
+            table: Self::NAME.to_string(),
+            message: e.to_string(),
+        })
+    }
 }
 
 pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![T::VERSION];
-    serde_json::to_writer(&mut out, value)
-        .map_err(|e| StoreError::Codec { table: T::NAME.to_string(), message: e.to_string() })?;
+    let mut out = Vec::with_capacity(64);
+    out.push(T::VERSION);
+    value.encode_body(&mut out)?;
     Ok(out)
 }
 
@@ -39,8 +57,7 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
         });
     };
     if version == T::VERSION {
-        return serde_json::from_slice(body)
-            .map_err(|e| StoreError::Codec { table: T::NAME.to_string(), message: e.to_string() });
+        return T::decode_body(body);
     }
     T::upgrade(version, body)
 }

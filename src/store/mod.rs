@@ -1,6 +1,7 @@
 //! The one source of truth: a redb file with typed tables, versioned records, group-committed
 //! durable writes and a migration runner. Only this module imports `redb`.
 
+mod bulk;
 mod codec;
 mod error;
 mod migrate;
@@ -12,6 +13,7 @@ mod writer;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use bulk::BulkWriter;
 pub use codec::{decode, encode, Record};
 pub use error::StoreError;
 pub use migrate::{get_meta, put_meta, read_meta, reseal_master_check, SCHEMA_VERSION};
