@@ -1,6 +1,7 @@
-//! Versioned records: one version byte, then a JSON body. Old versions stay decodable for ever
-//! through [`Record::upgrade`]; new fields use `#[serde(default)]` so most changes need no
-//! new version at all.
+//! Versioned records: one version byte, then a body — JSON unless the record brings its own
+//! compact body (hot records read by the hundred per request, see [`super::binary`]). Old
+//! versions stay decodable for ever through [`Record::upgrade`]; new JSON fields use
+//! `#[serde(default)]` so most changes need no new version at all.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -22,12 +23,28 @@ pub trait Record: Serialize + DeserializeOwned {
             message: format!("unknown record version {version}"),
         })
     }
+
+    /// Writes the body of the current version (JSON unless overridden).
+    fn write_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
+        serde_json::to_writer(out, self).map_err(|e| StoreError::Codec {
+            table: Self::NAME.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads a body written by [`Record::write_body`] of the current version.
+    fn read_body(body: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(body).map_err(|e| StoreError::Codec {
+            table: Self::NAME.to_string(),
+            message: e.to_string(),
+        })
+    }
 }
 
 pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![T::VERSION];
-    serde_json::to_writer(&mut out, value)
-        .map_err(|e| StoreError::Codec { table: T::NAME.to_string(), message: e.to_string() })?;
+    let mut out = Vec::with_capacity(128);
+    out.push(T::VERSION);
+    value.write_body(&mut out)?;
     Ok(out)
 }
 
@@ -39,8 +56,7 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
         });
     };
     if version == T::VERSION {
-        return serde_json::from_slice(body)
-            .map_err(|e| StoreError::Codec { table: T::NAME.to_string(), message: e.to_string() });
+        return T::read_body(body);
     }
     T::upgrade(version, body)
 }
