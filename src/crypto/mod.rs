@@ -23,23 +23,28 @@ pub enum CryptoError {
     Seal,
 }
 
-/// A 256-bit key whose bytes never appear in `Debug` output.
+/// A 256-bit key whose bytes never appear in `Debug` output. The AES-GCM key schedule is
+/// prepared once: list responses open a hundred values per request under one key.
 #[derive(Clone)]
-pub struct SecretKey([u8; KEY_LEN]);
+pub struct SecretKey {
+    bytes: [u8; KEY_LEN],
+    aead: Option<LessSafeKey>,
+}
 
 impl SecretKey {
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self(bytes)
+        let aead = UnboundKey::new(&AES_256_GCM, &bytes).ok().map(LessSafeKey::new);
+        Self { bytes, aead }
     }
 
     pub fn generate() -> Result<Self, CryptoError> {
         let mut bytes = [0u8; KEY_LEN];
         fill_random(&mut bytes)?;
-        Ok(Self(bytes))
+        Ok(Self::from_bytes(bytes))
     }
 
     pub fn expose(&self) -> &[u8; KEY_LEN] {
-        &self.0
+        &self.bytes
     }
 
     /// Seals `plaintext` so that it opens only with this key and the same `aad`.
@@ -79,13 +84,13 @@ impl SecretKey {
         Ok(buf)
     }
 
-    fn aead_key(&self) -> Result<LessSafeKey, CryptoError> {
-        UnboundKey::new(&AES_256_GCM, &self.0).map(LessSafeKey::new).map_err(|_| CryptoError::Seal)
+    fn aead_key(&self) -> Result<&LessSafeKey, CryptoError> {
+        self.aead.as_ref().ok_or(CryptoError::Seal)
     }
 
     /// HMAC-SHA256 of `data` under this key.
     pub fn hmac_sha256(&self, data: &[u8]) -> [u8; 32] {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.bytes);
         let tag = ring::hmac::sign(&key, data);
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
@@ -94,7 +99,7 @@ impl SecretKey {
 
     /// Verifies an HMAC-SHA256 tag in constant time.
     pub fn hmac_verify(&self, data: &[u8], tag: &[u8]) -> bool {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.bytes);
         ring::hmac::verify(&key, data, tag).is_ok()
     }
 }

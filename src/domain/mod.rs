@@ -252,12 +252,29 @@ pub fn rfc3339_from_unix(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    // Written digit by digit: this runs twice per variable in every list response, where
+    // `format!` machinery cost more than the rest of the timestamp work.
+    let mut out = [0u8; 20];
+    let mut put = |at: usize, value: i64, width: usize| {
+        let mut v = value;
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, rem / 3600, 2);
+    put(14, (rem % 3600) / 60, 2);
+    put(17, rem % 60, 2);
+    out[4] = b'-';
+    out[7] = b'-';
+    out[10] = b'T';
+    out[13] = b':';
+    out[16] = b':';
+    out[19] = b'Z';
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar

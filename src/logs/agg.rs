@@ -69,7 +69,7 @@ impl Record for Bucket {
         }
     }
 
-    fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    fn write_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
         for v in [
             self.total,
             self.success,
@@ -91,7 +91,7 @@ impl Record for Bucket {
         Ok(())
     }
 
-    fn decode_body(body: &[u8]) -> Result<Self, StoreError> {
+    fn read_body(body: &[u8]) -> Result<Self, StoreError> {
         let mut hist = Vec::new();
         let head = read_v2(body, &mut |bin, n| hist.push((bin, n)))?;
         let mut b = Bucket { hist, ..Bucket::default() };

@@ -78,12 +78,12 @@ impl Record for RequestLog {
         }
     }
 
-    fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    fn write_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
         self.encode_body_as(self.id, out);
         Ok(())
     }
 
-    fn decode_body(body: &[u8]) -> Result<Self, StoreError> {
+    fn read_body(body: &[u8]) -> Result<Self, StoreError> {
         let mut r = binary::Reader::new(body, Self::NAME);
         let flags = r.u8()?;
         let has = |bit: u8| flags & bit != 0;

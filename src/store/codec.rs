@@ -1,6 +1,6 @@
-//! Versioned records: one version byte, then a body — JSON unless the record type supplies its
-//! own body codec ([`Record::encode_body`] / [`Record::decode_body`], for a few hot tables).
-//! Old versions stay decodable for ever through [`Record::upgrade`]; new fields use
+//! Versioned records: one version byte, then a body — JSON unless the record brings its own
+//! compact body (hot records read by the hundred per request, see [`super::binary`]). Old
+//! versions stay decodable for ever through [`Record::upgrade`]; new JSON fields use
 //! `#[serde(default)]` so most changes need no new version at all.
 
 use serde::de::DeserializeOwned;
@@ -24,17 +24,16 @@ pub trait Record: Serialize + DeserializeOwned {
         })
     }
 
-    /// Appends the body of the current version to `out` (JSON unless overridden). A type that
-    /// overrides this pair bumps `VERSION` and keeps reading its older bodies in `upgrade`.
-    fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    /// Writes the body of the current version (JSON unless overridden).
+    fn write_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
         serde_json::to_writer(out, self).map_err(|e| StoreError::Codec {
             table: Self::NAME.to_string(),
             message: e.to_string(),
         })
     }
 
-    /// Decodes a body of the current version (JSON unless overridden).
-    fn decode_body(body: &[u8]) -> Result<Self, StoreError> {
+    /// Reads a body written by [`Record::write_body`] of the current version.
+    fn read_body(body: &[u8]) -> Result<Self, StoreError> {
         serde_json::from_slice(body).map_err(|e| StoreError::Codec {
             table: Self::NAME.to_string(),
             message: e.to_string(),
@@ -43,9 +42,9 @@ pub trait Record: Serialize + DeserializeOwned {
 }
 
 pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(64);
+    let mut out = Vec::with_capacity(128);
     out.push(T::VERSION);
-    value.encode_body(&mut out)?;
+    value.write_body(&mut out)?;
     Ok(out)
 }
 
@@ -57,7 +56,7 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
         });
     };
     if version == T::VERSION {
-        return T::decode_body(body);
+        return T::read_body(body);
     }
     T::upgrade(version, body)
 }

@@ -9,7 +9,7 @@ use super::{StoreError, StoreInfo};
 use crate::crypto::SecretKey;
 
 /// The schema this binary writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const MASTER_CHECK_AAD: &[u8] = b"gatehouse/meta/master_check";
 const MASTER_CHECK_PLAINTEXT: &[u8] = b"gatehouse master key check";
@@ -20,8 +20,28 @@ struct Migration {
     run: fn(&WriteTransaction) -> Result<(), StoreError>,
 }
 
-/// Ordered by version; the first real one will be `Migration { version: 2, run: … }`.
-const MIGRATIONS: &[Migration] = &[];
+/// Ordered by version.
+const MIGRATIONS: &[Migration] = &[Migration { version: 2, run: variables_to_binary }];
+
+/// 2: variables move from JSON bodies (record version 1) to the compact binary body (record
+/// version 2). Records decode through `Record::upgrade`, so this only makes the file uniform
+/// and lets an older binary refuse the file (schema too new) instead of failing per record.
+fn variables_to_binary(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let def = super::tables::VARIABLES.def;
+    let mut table = tx.open_table(def)?;
+    let mut old = Vec::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        if v.value().first() == Some(&1) {
+            old.push((k.value(), v.value().to_vec()));
+        }
+    }
+    for (id, bytes) in old {
+        let var: crate::domain::secrets::records::Variable = super::decode(&bytes)?;
+        table.insert(id, super::encode(&var)?.as_slice())?;
+    }
+    Ok(())
+}
 
 pub fn prepare(db: &Database, master: &SecretKey) -> Result<StoreInfo, StoreError> {
     let mut tx = db.begin_write()?;

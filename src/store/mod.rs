@@ -1,6 +1,7 @@
 //! The one source of truth: a redb file with typed tables, versioned records, group-committed
 //! durable writes and a migration runner. Only this module imports `redb`.
 
+pub mod binary;
 mod bulk;
 mod codec;
 mod error;
@@ -79,7 +80,19 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.writer.submit(f).await
+        self.writer.submit(f, true).await
+    }
+
+    /// Like [`Store::write`], but the commit may reach the disk up to
+    /// a second later (for records of what happened that no caller is
+    /// waiting on; a crash may lose the last second of them, never a durable write).
+    pub async fn write_relaxed<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: Fn(&WriteTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.writer.submit(f, false).await
     }
 
     /// Blocking variant of [`Store::write`] for the CLI and start-up (not from async code).

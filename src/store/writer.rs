@@ -3,26 +3,38 @@
 //! `Durability::Immediate`, so N concurrent writers share one fsync. A mutation that returns an
 //! error must leave no trace, and redb cannot roll back part of a transaction, so the batch's
 //! transaction is aborted and the mutations that succeeded are re-run in a fresh one.
+//!
+//! A mutation may be submitted *relaxed* (request-log batches nobody waits on): a batch made
+//! only of relaxed mutations commits without fsync, and the thread makes everything durable
+//! with the next durable batch or at most [`FLUSH_INTERVAL`] later, so hot paths that only
+//! record what happened do not pay an fsync per batch.
 
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redb::{Database, WriteTransaction};
+use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::{oneshot, watch};
 
 use super::StoreError;
+
+/// Longest time a relaxed commit stays without fsync.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 trait Job: Send {
     /// Runs the mutation; `true` if it succeeded (its result waits for the commit).
     fn run(&mut self, tx: &WriteTransaction) -> bool;
     /// Delivers the result: the mutation's own, or the commit's error.
     fn finish(self: Box<Self>, commit: Result<(), &StoreError>);
+    /// Whether its caller needs the commit on disk before the answer.
+    fn durable(&self) -> bool;
 }
 
 struct TypedJob<T, E, F> {
     f: F,
+    durable: bool,
     result: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
 }
@@ -50,6 +62,10 @@ where
         // The caller may have gone away (request cancelled); the commit stands regardless.
         let _ = self.reply.send(out);
     }
+
+    fn durable(&self) -> bool {
+        self.durable
+    }
 }
 
 enum Msg {
@@ -76,14 +92,14 @@ pub fn spawn(db: Arc<Database>, max_batch: usize) -> Result<WriterHandle, StoreE
 }
 
 impl WriterHandle {
-    pub async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
+    pub async fn submit<T, E, F>(&self, f: F, durable: bool) -> Result<T, E>
     where
         F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job = TypedJob { f, result: None, reply };
+        let job = TypedJob { f, durable, result: None, reply };
         if self.sender.send(Msg::Job(Box::new(job))).is_err() {
             return Err(E::from(StoreError::WriterGone));
         }
@@ -97,7 +113,7 @@ impl WriterHandle {
         E: From<StoreError> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job = TypedJob { f, result: None, reply };
+        let job = TypedJob { f, durable: true, result: None, reply };
         if self.sender.send(Msg::Job(Box::new(job))).is_err() {
             return Err(E::from(StoreError::WriterGone));
         }
@@ -124,12 +140,36 @@ fn writer_loop(
     max_batch: usize,
 ) {
     let mut done = false;
+    // When the oldest commit not yet on disk was made (relaxed commits only).
+    let mut unflushed_since: Option<Instant> = None;
     while !done {
-        let Ok(first) = receiver.recv() else { return };
+        let first = match unflushed_since {
+            None => match receiver.recv() {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+            Some(since) => {
+                let wait = FLUSH_INTERVAL.saturating_sub(since.elapsed());
+                match receiver.recv_timeout(wait) {
+                    Ok(m) => m,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        flush(db, &mut unflushed_since);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        flush(db, &mut unflushed_since);
+                        return;
+                    }
+                }
+            }
+        };
         let mut batch: Vec<Box<dyn Job>> = Vec::new();
         match first {
             Msg::Job(j) => batch.push(j),
-            Msg::Shutdown => return,
+            Msg::Shutdown => {
+                flush(db, &mut unflushed_since);
+                return;
+            }
         }
         while batch.len() < max_batch {
             match receiver.try_recv() {
@@ -141,22 +181,47 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        run_batch(db, batch);
+        let overdue = unflushed_since.is_some_and(|t| t.elapsed() >= FLUSH_INTERVAL);
+        let durable = done || overdue || batch.iter().any(|j| j.durable());
+        let durability = if durable { Durability::Immediate } else { Durability::None };
+        if run_batch(db, batch, durability) {
+            if durable {
+                unflushed_since = None;
+            } else if unflushed_since.is_none() {
+                unflushed_since = Some(Instant::now());
+            }
+        }
         commits.send_modify(|n| *n += 1);
+    }
+    flush(db, &mut unflushed_since);
+}
+
+/// Makes relaxed commits durable with an empty durable commit.
+fn flush(db: &Database, unflushed_since: &mut Option<Instant>) {
+    if unflushed_since.is_none() {
+        return;
+    }
+    match begin(db, Durability::Immediate).and_then(|tx| tx.commit().map_err(StoreError::from)) {
+        Ok(()) => *unflushed_since = None,
+        Err(e) => tracing::error!(error = %e, "flushing relaxed commits failed"),
     }
 }
 
-fn begin(db: &Database) -> Result<WriteTransaction, StoreError> {
+fn begin(db: &Database, durability: Durability) -> Result<WriteTransaction, StoreError> {
     let mut tx = db.begin_write()?;
-    tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Other(e.to_string()))?;
+    tx.set_durability(durability).map_err(|e| StoreError::Other(e.to_string()))?;
     Ok(tx)
 }
 
-fn run_batch(db: &Database, batch: Vec<Box<dyn Job>>) {
+/// Runs and commits one batch; `true` if the commit succeeded.
+fn run_batch(db: &Database, batch: Vec<Box<dyn Job>>, durability: Durability) -> bool {
     let mut succeeded: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
-    let mut tx = match begin(db) {
+    let mut tx = match begin(db, durability) {
         Ok(tx) => tx,
-        Err(e) => return fail_all(batch, &e),
+        Err(e) => {
+            fail_all(batch, &e);
+            return false;
+        }
     };
     for mut job in batch {
         if job.run(&tx) {
@@ -167,21 +232,30 @@ fn run_batch(db: &Database, batch: Vec<Box<dyn Job>>) {
         // jobs that had succeeded so far in a fresh transaction.
         job.finish(Ok(()));
         let _ = tx.abort();
-        tx = match replay(db, &mut succeeded) {
+        tx = match replay(db, &mut succeeded, durability) {
             Ok(tx) => tx,
-            Err(e) => return fail_all(succeeded, &e),
+            Err(e) => {
+                fail_all(succeeded, &e);
+                return false;
+            }
         };
     }
     let commit = tx.commit().map_err(StoreError::from);
+    let ok = commit.is_ok();
     for job in succeeded {
         job.finish(commit.as_ref().map(|_| ()));
     }
+    ok
 }
 
 /// Re-runs `jobs` in a new transaction; a job that now fails is answered and dropped.
-fn replay(db: &Database, jobs: &mut Vec<Box<dyn Job>>) -> Result<WriteTransaction, StoreError> {
+fn replay(
+    db: &Database,
+    jobs: &mut Vec<Box<dyn Job>>,
+    durability: Durability,
+) -> Result<WriteTransaction, StoreError> {
     loop {
-        let tx = begin(db)?;
+        let tx = begin(db, durability)?;
         let mut failed_at = None;
         for (i, job) in jobs.iter_mut().enumerate() {
             if !job.run(&tx) {
@@ -201,3 +275,7 @@ fn fail_all(jobs: Vec<Box<dyn Job>>, err: &StoreError) {
         job.finish(Err(err));
     }
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

@@ -70,4 +70,19 @@ async fn schema_v1_data_file_opens_and_reads_back() {
         .await
         .unwrap();
     assert_eq!(login.status(), 200);
+
+    // The history written by schema 1 still opens.
+    let versions: serde_json::Value = get_json(&server, "/api/variables/1/versions/").await;
+    let text = versions.to_string();
+    assert!(text.contains("s3cret-v2@") && text.contains("fixture:s3cret@"), "{text}");
+
+    // Migrated: schema 2, variables in the binary record body (version byte 2).
+    let mut server = server;
+    server.stop().await;
+    let db = redb::Database::create(dir.path().join("gatehouse.redb")).unwrap();
+    let tx = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let meta = tx.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta")).unwrap();
+    assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), b"2");
+    let vars = tx.open_table(redb::TableDefinition::<u64, &[u8]>::new("variables")).unwrap();
+    assert_eq!(vars.get(1).unwrap().unwrap().value()[0], 2);
 }

@@ -1,10 +1,39 @@
 //! The persisted shapes of the secrets area: projects, environments, variables (with the
 //! current sealed value), superseded versions, deleted-variable markers and organization data
-//! keys. Sealed bytes are kept as base64 text inside the JSON record body.
+//! keys. Variables, read by the hundred per list request, have a compact binary body (record
+//! version 2; version 1 was JSON and still reads); the others are JSON, with sealed bytes as
+//! base64 text.
 
-use serde::{Deserialize, Serialize};
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::store::Record;
+use crate::store::binary::{BodyReader, BodyWriter};
+use crate::store::{Record, StoreError};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Sealed bytes (nonce ‖ ciphertext ‖ tag); base64 text in JSON bodies.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Sealed(pub Vec<u8>);
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealed({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Sealed {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Sealed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        B64.decode(text.as_bytes()).map(Sealed).map_err(serde::de::Error::custom)
+    }
+}
 
 /// A project of an organization.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -56,8 +85,7 @@ pub struct Variable {
     pub project_id: u64,
     pub environment_id: u64,
     pub key: String,
-    /// Base64 of nonce ‖ ciphertext ‖ tag.
-    pub sealed: String,
+    pub sealed: Sealed,
     /// Version of the current value; starts at 1, +1 on every value change or rollback.
     pub version: u32,
     pub created_by: u64,
@@ -73,8 +101,55 @@ pub struct Variable {
 }
 
 impl Record for Variable {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "variables";
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
+        match version {
+            // Version 1: the same fields as JSON, sealed bytes as base64.
+            1 => serde_json::from_slice(body).map_err(|e| StoreError::Codec {
+                table: Self::NAME.to_string(),
+                message: e.to_string(),
+            }),
+            v => Err(StoreError::Codec {
+                table: Self::NAME.to_string(),
+                message: format!("unknown record version {v}"),
+            }),
+        }
+    }
+
+    fn write_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
+        let mut w = BodyWriter(out);
+        w.u64(self.id).u64(self.organization_id).u64(self.project_id).u64(self.environment_id);
+        w.bytes(self.key.as_bytes())?.bytes(&self.sealed.0)?;
+        w.u32(self.version).u64(self.created_by).i64(self.created_at);
+        w.u64(self.updated_by)
+            .i64(self.updated_at)
+            .opt_i64(self.deleted_at)
+            .opt_u64(self.deleted_by);
+        Ok(())
+    }
+
+    fn read_body(body: &[u8]) -> Result<Self, StoreError> {
+        let mut r = BodyReader::new(body, Self::NAME);
+        let v = Variable {
+            id: r.u64()?,
+            organization_id: r.u64()?,
+            project_id: r.u64()?,
+            environment_id: r.u64()?,
+            key: r.string()?,
+            sealed: Sealed(r.bytes()?.to_vec()),
+            version: r.u32()?,
+            created_by: r.u64()?,
+            created_at: r.i64()?,
+            updated_by: r.u64()?,
+            updated_at: r.i64()?,
+            deleted_at: r.opt_i64()?,
+            deleted_by: r.opt_u64()?,
+        };
+        r.finish()?;
+        Ok(v)
+    }
 }
 
 /// A superseded value of a variable. Its sealed bytes are moved unchanged from the variable
@@ -86,7 +161,7 @@ pub struct VariableVersion {
     pub version: u32,
     /// The key the variable had while this value was current.
     pub key: String,
-    pub sealed: String,
+    pub sealed: Sealed,
     /// Who wrote this value, and when.
     pub created_by: u64,
     pub created_at: i64,
@@ -109,4 +184,75 @@ pub struct OrgDataKey {
 impl Record for OrgDataKey {
     const VERSION: u8 = 1;
     const NAME: &'static str = "org_data_keys";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{decode, encode};
+
+    fn sample() -> Variable {
+        Variable {
+            id: 7,
+            organization_id: 1,
+            project_id: 2,
+            environment_id: 3,
+            key: "DATABASE_URL".into(),
+            sealed: Sealed(vec![0, 1, 2, 250, 255]),
+            version: 4,
+            created_by: 9,
+            created_at: 1_700_000_000,
+            updated_by: 10,
+            updated_at: 1_700_000_100,
+            deleted_at: Some(1_700_000_200),
+            deleted_by: None,
+        }
+    }
+
+    #[test]
+    fn variable_binary_body_round_trips_and_rejects_damage() {
+        let v = sample();
+        let bytes = encode(&v).unwrap();
+        assert_eq!(bytes[0], 2);
+        assert_eq!(decode::<Variable>(&bytes).unwrap(), v);
+        for cut in 1..bytes.len() {
+            assert!(decode::<Variable>(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode::<Variable>(&longer).is_err());
+    }
+
+    #[test]
+    fn version_one_json_variables_still_read() {
+        // Exactly what the previous binary wrote: version byte 1, JSON, base64 sealed bytes.
+        let v1 = br#"{"id":7,"organization_id":1,"project_id":2,"environment_id":3,"key":"DATABASE_URL","sealed":"AAEC+v8=","version":4,"created_by":9,"created_at":1700000000,"updated_by":10,"updated_at":1700000100,"deleted_at":1700000200,"deleted_by":null}"#;
+        let mut bytes = vec![1u8];
+        bytes.extend_from_slice(v1);
+        assert_eq!(decode::<Variable>(&bytes).unwrap(), sample());
+        // Version 1 without the optional fields (they were added with serde defaults).
+        let old = br#"{"id":7,"organization_id":1,"project_id":2,"environment_id":3,"key":"K","sealed":"","version":1,"created_by":9,"created_at":1,"updated_by":9,"updated_at":1}"#;
+        let mut bytes = vec![1u8];
+        bytes.extend_from_slice(old);
+        let got = decode::<Variable>(&bytes).unwrap();
+        assert_eq!((got.deleted_at, got.sealed), (None, Sealed(Vec::new())));
+        assert!(decode::<Variable>(&[3, 0]).is_err());
+    }
+
+    #[test]
+    fn sealed_is_base64_in_json_records() {
+        let version = VariableVersion {
+            id: 1,
+            variable_id: 7,
+            version: 1,
+            key: "K".into(),
+            sealed: Sealed(vec![0, 1, 2, 250, 255]),
+            created_by: 9,
+            created_at: 1,
+        };
+        let json = serde_json::to_string(&version).unwrap();
+        assert!(json.contains(r#""sealed":"AAEC+v8=""#), "{json}");
+        assert_eq!(serde_json::from_str::<VariableVersion>(&json).unwrap(), version);
+        assert!(serde_json::from_str::<Sealed>(r#""not base64!""#).is_err());
+    }
 }

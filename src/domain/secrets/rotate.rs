@@ -2,8 +2,6 @@
 //! keys, the master check value and the sealed `meta` rows — in one transaction. Values stay
 //! sealed under their (unchanged) data keys, so rotation costs one re-seal per organization.
 
-use base64::Engine as _;
-
 use crate::crypto::SecretKey;
 use crate::domain::secrets::records::OrgDataKey;
 use crate::domain::secrets::sealing;
@@ -54,9 +52,4 @@ pub fn rotate_master_key(
         report.meta_rows.push((*name).to_string());
     }
     Ok(report)
-}
-
-/// Base64 as stored in records (for tests that tamper with rows).
-pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD.decode(s).ok()
 }

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use parking_lot::RwLock;
 
 use crate::crypto::{SecretKey, KEY_LEN};
-use crate::domain::secrets::records::OrgDataKey;
+use crate::domain::secrets::records::{OrgDataKey, Sealed};
 use crate::domain::Error;
 use crate::store::tables::ORG_DATA_KEYS;
 use crate::store::{Reader, WriteTx, Writer as _};
@@ -146,22 +146,21 @@ impl Slot {
 }
 
 /// Seals `value` for `slot`, as base64 text.
-pub fn seal_value(key: &SecretKey, slot: Slot, value: &str) -> Result<String, Error> {
+pub fn seal_value(key: &SecretKey, slot: Slot, value: &str) -> Result<Sealed, Error> {
     let sealed =
         key.seal(&slot.aad(), value.as_bytes()).map_err(|e| Error::internal(e.to_string()))?;
-    Ok(B64.encode(sealed))
+    Ok(Sealed(sealed))
 }
 
 /// Opens a value sealed for `slot`; `None` if it does not open (wrong row, tampered, bad key).
-pub fn open_value(key: &SecretKey, slot: Slot, sealed_b64: &str) -> Option<String> {
-    let sealed = B64.decode(sealed_b64).ok()?;
-    let plain = key.open(&slot.aad(), &sealed).ok()?;
+pub fn open_value(key: &SecretKey, slot: Slot, sealed: &Sealed) -> Option<String> {
+    let plain = key.open(&slot.aad(), &sealed.0).ok()?;
     String::from_utf8(plain).ok()
 }
 
 /// Opens a value, or logs and returns [`DECRYPTION_ERROR`] (the value itself never logged).
-pub fn open_or_marker(key: Option<&SecretKey>, slot: Slot, sealed_b64: &str) -> String {
-    match key.and_then(|k| open_value(k, slot, sealed_b64)) {
+pub fn open_or_marker(key: Option<&SecretKey>, slot: Slot, sealed: &Sealed) -> String {
+    match key.and_then(|k| open_value(k, slot, sealed)) {
         Some(v) => v,
         None => {
             tracing::error!(

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::crypto::SecretKey;
 use crate::domain::audit::{self, AuditEvent};
 use crate::domain::dotenv::{is_valid_key, MAX_KEY_LEN, MAX_VALUE_BYTES};
-use crate::domain::secrets::records::{Environment, Variable};
+use crate::domain::secrets::records::{Environment, Sealed, Variable};
 use crate::domain::secrets::sealing::{self, Slot};
 use crate::domain::secrets::{environments, history, page_of, Caller, UserNames, Vault};
 use crate::domain::{unix_now, Error, Role};
@@ -102,7 +102,7 @@ pub(crate) fn insert(
         project_id: env.project_id,
         environment_id: env.id,
         key: name.to_string(),
-        sealed: String::new(),
+        sealed: Sealed::default(),
         version: 1,
         created_by: user,
         created_at: now,
