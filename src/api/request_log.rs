@@ -4,9 +4,12 @@
 //! `OperationId`; it never records headers, query strings or bodies, and masks keys in paths.
 //! A drop guard records requests that never produced a response (timed out, client gone, panic).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use poem::http::header;
 use poem::{Endpoint, IntoResponse, Request, Response};
@@ -15,7 +18,7 @@ use poem_openapi::OperationId;
 use crate::api::error::convert_poem_error;
 use crate::api::middleware::RequestContext;
 use crate::domain::{CredentialKind, Principal};
-use crate::logs::record::{grpc_code_for_http, mask_path, status_for_http};
+use crate::logs::record::{grpc_code_for_http, known_or_owned, mask_path, status_for_http, Text};
 use crate::logs::{LogService, RequestLog};
 
 /// Error bodies larger than this are not read for `error_message`.
@@ -27,7 +30,7 @@ type Template = (Vec<String>, String);
 /// Static facts the layer needs.
 pub struct RequestLogSettings {
     /// `operationId → service name` (`gatehouse.<tag>`), from the OpenAPI document.
-    pub services: HashMap<String, String>,
+    pub services: HashMap<String, &'static str>,
     /// `(HTTP method, number of path segments) → (template segments, operationId)` of every
     /// documented operation, for responses that lost poem-openapi's `OperationId` (refused
     /// before or by authentication): only templates of the right method and length are tried.
@@ -58,7 +61,7 @@ impl RequestLogSettings {
         }
         let services = crate::api::operation_tags()
             .into_iter()
-            .map(|(op, tag)| (op, crate::api::tags::ApiTags::service_name(&tag)))
+            .map(|(op, tag)| (op, intern(crate::api::tags::ApiTags::service_name(&tag))))
             .collect();
         Self { services, routes, request_timeout, enabled: true }
     }
@@ -74,6 +77,26 @@ impl RequestLogSettings {
             })
             .map(|(_, id)| id.as_str())
     }
+}
+
+/// Service names live for the whole process, one leaked copy per distinct name (one per API
+/// tag, a fixed few dozen), so each record borrows its name instead of allocating it.
+fn intern(name: String) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Mutex::default).lock();
+    if let Some(found) = names.get(name.as_str()) {
+        return found;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+/// The method's name, borrowed for the standard methods.
+fn method_text(m: &poem::http::Method) -> Text {
+    const STANDARD: [&str; 9] =
+        ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+    known_or_owned(m.as_str(), &STANDARD)
 }
 
 fn segments(path: &str) -> impl Iterator<Item = &str> {
@@ -112,8 +135,8 @@ impl Drop for Guard<'_> {
             499
         };
         rec.http_status = Some(http);
-        rec.status = status_for_http(http).to_string();
-        rec.grpc_status_code = grpc_code_for_http(http).to_string();
+        rec.status = status_for_http(http).into();
+        rec.grpc_status_code = grpc_code_for_http(http).into();
         rec.error_message = match http {
             500 => "Internal server error",
             504 => "The request took too long.",
@@ -126,8 +149,8 @@ impl Drop for Guard<'_> {
 }
 
 /// `service_name` and `method_name` for routes outside the OpenAPI document.
-fn http_names(path: &str, status: u16) -> String {
-    let name = if path.starts_with("/api/schema/swagger-ui") || path.starts_with("/api/docs") {
+fn http_names(path: &str, status: u16) -> &'static str {
+    if path.starts_with("/api/schema/swagger-ui") || path.starts_with("/api/docs") {
         "swagger_ui"
     } else if path.starts_with("/api/schema/redoc") {
         "redoc"
@@ -139,8 +162,7 @@ fn http_names(path: &str, status: u16) -> String {
         "method_not_allowed"
     } else {
         "unknown"
-    };
-    name.to_string()
+    }
 }
 
 impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
@@ -158,7 +180,7 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
         let rec = RequestLog {
             request_id: ctx.map(|c| c.request_id.clone()).unwrap_or_default(),
             client_ip: ctx.and_then(|c| c.client_ip).map(|ip| ip.to_string()).unwrap_or_default(),
-            http_method: req.method().as_str().to_string(),
+            http_method: method_text(req.method()),
             path: mask_path(req.uri().path()),
             created_at: crate::domain::unix_now(),
             service_name: "gatehouse.Http".into(),
@@ -186,7 +208,7 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
         let Some(mut rec) = guard.rec.take() else { return Ok(resp) };
         if resp.data::<OperationId>().is_none() {
             if let Some(op) = self.settings.operation_for(&rec.http_method, &raw_path) {
-                rec.method_name = op.to_string();
+                rec.method_name = Cow::Owned(op.to_string());
             }
         }
         self.fill(&mut rec, &mut resp, started).await;
@@ -199,15 +221,15 @@ impl<E> RequestLogLayer<E> {
     async fn fill(&self, rec: &mut RequestLog, resp: &mut Response, started: Instant) {
         let status = resp.status().as_u16();
         rec.http_status = Some(status);
-        rec.status = status_for_http(status).to_string();
-        rec.grpc_status_code = grpc_code_for_http(status).to_string();
+        rec.status = status_for_http(status).into();
+        rec.grpc_status_code = grpc_code_for_http(status).into();
         if let Some(op) = resp.data::<OperationId>() {
-            rec.method_name = op.0.to_string();
+            rec.method_name = op.0.into();
         } else if rec.method_name == "unknown" {
-            rec.method_name = http_names(&rec.path, status);
+            rec.method_name = http_names(&rec.path, status).into();
         }
-        if let Some(service) = self.settings.services.get(&rec.method_name) {
-            rec.service_name.clone_from(service);
+        if let Some(service) = self.settings.services.get(&*rec.method_name) {
+            rec.service_name = Cow::Borrowed(*service);
         }
         if let Some(p) = resp.data::<Principal>() {
             rec.user_id = Some(p.user_id);

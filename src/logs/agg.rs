@@ -171,7 +171,7 @@ impl Default for Agg {
 impl Agg {
     pub fn add_record(&mut self, r: &RequestLog) {
         self.total += 1;
-        match r.status.as_str() {
+        match &*r.status {
             "success" => self.success += 1,
             "error" => self.error += 1,
             "timeout" => self.timeout += 1,

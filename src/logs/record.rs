@@ -2,10 +2,22 @@
 //! status), its compact stored form, how an HTTP status maps to a log status and a gRPC code
 //! name, and key masking in paths.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::binary::{self, put_i64, put_str, put_u64};
 use crate::store::{Record, StoreError};
+
+/// A field that is mostly one of a few fixed strings (status, gRPC code, HTTP method, the
+/// operation and service names of Gatehouse's own routes): borrowed then, so logging a request
+/// allocates only what is really per request.
+pub type Text = Cow<'static, str>;
+
+/// `s` as a borrowed static string if it is one of `known`, else owned.
+pub fn known_or_owned(s: &str, known: &[&'static str]) -> Text {
+    known.iter().find(|k| **k == s).map_or_else(|| Cow::Owned(s.to_string()), |k| Cow::Borrowed(*k))
+}
 
 /// One logged call: a request to Gatehouse itself or a call reported by a team's gRPC service.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -16,16 +28,16 @@ pub struct RequestLog {
     #[serde(rename = "r")]
     pub request_id: String,
     #[serde(rename = "s")]
-    pub service_name: String,
+    pub service_name: Text,
     #[serde(rename = "m")]
-    pub method_name: String,
+    pub method_name: Text,
     /// `success`, `error`, `timeout`, `cancelled` or `pending`.
     #[serde(rename = "st")]
-    pub status: String,
+    pub status: Text,
     #[serde(rename = "d")]
     pub duration_ms: u64,
-    #[serde(rename = "g", default, skip_serializing_if = "String::is_empty")]
-    pub grpc_status_code: String,
+    #[serde(rename = "g", default, skip_serializing_if = "is_empty")]
+    pub grpc_status_code: Text,
     #[serde(rename = "e", default, skip_serializing_if = "String::is_empty")]
     pub error_message: String,
     /// Unix seconds.
@@ -43,12 +55,16 @@ pub struct RequestLog {
     pub api_key_id: Option<u64>,
     #[serde(rename = "kn", default, skip_serializing_if = "String::is_empty")]
     pub api_key_name: String,
-    #[serde(rename = "hm", default, skip_serializing_if = "String::is_empty")]
-    pub http_method: String,
+    #[serde(rename = "hm", default, skip_serializing_if = "is_empty")]
+    pub http_method: Text,
     #[serde(rename = "p", default, skip_serializing_if = "String::is_empty")]
     pub path: String,
     #[serde(rename = "hs", default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
+}
+
+fn is_empty(t: &Text) -> bool {
+    t.is_empty()
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -90,11 +106,11 @@ impl Record for RequestLog {
         let rec = RequestLog {
             id: r.u64()?,
             request_id: r.string()?,
-            service_name: r.string()?,
-            method_name: r.string()?,
-            status: r.string()?,
+            service_name: r.string()?.into(),
+            method_name: r.string()?.into(),
+            status: known_or_owned(r.str()?, &STATUSES),
             duration_ms: r.u64()?,
-            grpc_status_code: r.string()?,
+            grpc_status_code: r.string()?.into(),
             error_message: r.string()?,
             created_at: r.i64()?,
             client_ip: r.string()?,
@@ -103,7 +119,7 @@ impl Record for RequestLog {
             is_authenticated: has(F_AUTHENTICATED),
             api_key_id: if has(F_KEY) { Some(r.u64()?) } else { None },
             api_key_name: r.string()?,
-            http_method: r.string()?,
+            http_method: r.string()?.into(),
             path: r.string()?,
             http_status: if has(F_HTTP_STATUS) {
                 Some(u16::try_from(r.u64()?).map_err(|_| r.error("bad HTTP status"))?)
@@ -138,7 +154,7 @@ impl RequestLog {
         }
         out.push(flags);
         put_u64(out, id);
-        for s in [&self.request_id, &self.service_name, &self.method_name, &self.status] {
+        for s in [&*self.request_id, &self.service_name, &self.method_name, &self.status] {
             put_str(out, s);
         }
         put_u64(out, self.duration_ms);
@@ -153,7 +169,7 @@ impl RequestLog {
         if let Some(k) = self.api_key_id {
             put_u64(out, k);
         }
-        for s in [&self.api_key_name, &self.http_method, &self.path] {
+        for s in [&*self.api_key_name, &self.http_method, &self.path] {
             put_str(out, s);
         }
         if let Some(h) = self.http_status {

@@ -78,8 +78,18 @@ pub fn apply(tx: &WriteTx, records: &[RequestLog]) -> Result<(), StoreError> {
     let mut minutes: BTreeMap<u64, Agg> = BTreeMap::new();
     let mut hours: BTreeMap<u64, Agg> = BTreeMap::new();
     let mut keys: BTreeMap<(u64, u64), ()> = BTreeMap::new();
+    // Consecutive records are mostly of one series (a burst of one route): compare with the
+    // previous record's names before hashing them.
+    let mut last: Option<(&str, &str, u64)> = None;
     for r in records {
-        let series = series_id(tx, &mut cache, &r.service_name, &r.method_name)?;
+        let series = match last {
+            Some((s, m, id)) if s == r.service_name && m == r.method_name => id,
+            _ => {
+                let id = series_id(tx, &mut cache, &r.service_name, &r.method_name)?;
+                last = Some((&r.service_name, &r.method_name, id));
+                id
+            }
+        };
         minutes.entry(key(minute_of(r.created_at), series)).or_default().add_record(r);
         hours.entry(key(hour_of(r.created_at), series)).or_default().add_record(r);
         if let Some(k) = r.api_key_id {

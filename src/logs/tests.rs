@@ -26,9 +26,9 @@ fn close(store: Store, logs: Arc<LogService>) {
 fn rec(service: &str, method: &str, status: &str, ms: u64, at: i64) -> RequestLog {
     RequestLog {
         request_id: format!("req-{service}-{method}-{ms}"),
-        service_name: service.into(),
-        method_name: method.into(),
-        status: status.into(),
+        service_name: service.to_string().into(),
+        method_name: method.to_string().into(),
+        status: status.to_string().into(),
         duration_ms: ms,
         created_at: at,
         path: format!("/api/{method}/"),
@@ -212,7 +212,7 @@ async fn retention_prunes_records_rollups_and_index() {
     assert_eq!(pruned.requests, 1);
     assert!(pruned.buckets >= 2);
     let (n, rows) = logs.list_requests(all(), 0, 10).await.unwrap();
-    assert_eq!((n, rows[0].method_name.as_str()), (1, "New"));
+    assert_eq!((n, &*rows[0].method_name), (1, "New"));
     let o = store.read(|tx| stats::overview(tx, 0)).unwrap();
     assert_eq!(o.agg.total, 1);
     close(store, logs);

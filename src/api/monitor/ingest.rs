@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::dto::{IngestItemError, IngestResponse};
 use crate::api::error::ApiResult;
 use crate::domain::{CredentialKind, Error, Principal};
-use crate::logs::record::{mask_path, STATUSES};
+use crate::logs::record::{known_or_owned, mask_path, STATUSES};
 use crate::logs::{LogService, RequestLog};
 use crate::store::tables::API_KEYS;
 use crate::store::{Reader as _, Store};
@@ -121,11 +121,11 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
         id: 0,
         request_id: text(o, "request_id", 100, &mut errs)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        service_name: required(service_name, "service_name", &mut errs),
-        method_name: required(method_name, "method_name", &mut errs),
-        status,
+        service_name: required(service_name, "service_name", &mut errs).into(),
+        method_name: required(method_name, "method_name", &mut errs).into(),
+        status: known_or_owned(&status, &STATUSES),
         duration_ms: uint(o, "duration_ms", &mut errs).unwrap_or(0),
-        grpc_status_code: grpc,
+        grpc_status_code: grpc.into(),
         error_message: text(o, "error_message", usize::MAX, &mut errs)
             .map(|m| m.chars().take(MAX_MESSAGE).collect())
             .unwrap_or_default(),
@@ -136,7 +136,7 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
         is_authenticated: is_authenticated.unwrap_or(user_id.is_some()),
         api_key_id: uint(o, "api_key_id", &mut errs),
         api_key_name: text(o, "api_key_name", 255, &mut errs).unwrap_or_default(),
-        http_method: text(o, "http_method", 16, &mut errs).unwrap_or_default(),
+        http_method: text(o, "http_method", 16, &mut errs).unwrap_or_default().into(),
         path: text(o, "path", 2048, &mut errs).map(|p| mask_path(&p)).unwrap_or_default(),
         http_status,
     };
@@ -219,7 +219,7 @@ mod tests {
             100,
         )
         .unwrap();
-        assert_eq!((ok.status.as_str(), ok.created_at, ok.duration_ms), ("success", 100, 5));
+        assert_eq!((&*ok.status, ok.created_at, ok.duration_ms), ("success", 100, 5));
         assert!(!ok.request_id.is_empty());
         let e = parse_item(&json!({"method_name": 3, "duration_ms": -1, "status": "weird"}), 0)
             .unwrap_err();
@@ -230,6 +230,6 @@ mod tests {
         let e = parse_item(&json!({"service_name": "s", "method_name": "m", "client_ip": "nope", "created_at": "yesterday"}), 0).unwrap_err();
         assert!(e.contains_key("client_ip") && e.contains_key("created_at"));
         let t = parse_item(&json!({"service_name": "s", "method_name": "m", "created_at": "2025-01-01T00:00:00Z", "grpc_status_code": "NOT_FOUND"}), 0).unwrap();
-        assert_eq!((t.created_at, t.status.as_str()), (1_735_689_600, "error"));
+        assert_eq!((t.created_at, &*t.status), (1_735_689_600, "error"));
     }
 }
