@@ -75,12 +75,22 @@ impl PageRequest {
         total: u64,
         results: Vec<T>,
     ) -> Result<Page<T>, ApiError> {
+        let (next, previous) = self.links(req, total)?;
+        Ok(Page { count: total, next, previous, results })
+    }
+
+    /// `next` and `previous` of this page of `total` items (404 past the last page).
+    pub fn links(
+        &self,
+        req: &Request,
+        total: u64,
+    ) -> Result<(Option<String>, Option<String>), ApiError> {
         self.check_in_range(total)?;
         let has_next = self.page.saturating_mul(self.page_size) < total;
         let next = has_next.then(|| page_url(req, Some(self.page + 1)));
         let previous =
             (self.page > 1).then(|| page_url(req, (self.page > 2).then_some(self.page - 1)));
-        Ok(Page { count: total, next, previous, results })
+        Ok((next, previous))
     }
 }
 

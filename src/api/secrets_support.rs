@@ -43,6 +43,18 @@ pub fn ts(secs: i64) -> String {
     crate::domain::rfc3339_from_unix(secs)
 }
 
+/// A unix timestamp serialised as RFC 3339 text without an intermediate `String`.
+pub struct Ts(pub i64);
+
+impl serde::Serialize for Ts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match crate::domain::rfc3339_digits(self.0) {
+            Some(buf) => s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default()),
+            None => s.serialize_str(&ts(self.0)),
+        }
+    }
+}
+
 /// A JSON body serialized straight from serde (no intermediate `serde_json::Value` as
 /// poem-openapi's `Json` builds), documented in the OpenAPI document as `T`. Used by the hot
 /// list routes, where building a `Value` tree per variable costs more than the rest of the
@@ -55,7 +67,14 @@ pub struct PreJson<T> {
 impl<T> PreJson<T> {
     /// Serializes `value` (which must have the same JSON shape as `T`).
     pub fn new(value: &impl serde::Serialize) -> Result<Self, ApiError> {
-        let body = serde_json::to_vec(value)
+        Self::with_capacity(value, 0)
+    }
+
+    /// Like [`PreJson::new`], into a buffer of `capacity` bytes (a good guess saves the
+    /// copies of a growing buffer on large pages).
+    pub fn with_capacity(value: &impl serde::Serialize, capacity: usize) -> Result<Self, ApiError> {
+        let mut body = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut body, value)
             .map_err(|e| ApiError::from(Error::internal(e.to_string())))?;
         Ok(Self { body, _schema: std::marker::PhantomData })
     }

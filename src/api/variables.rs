@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::error::ApiResult;
 use crate::api::paging::{Page, PageRequest};
 use crate::api::projects::Deleted;
-use crate::api::secrets_support::{caller, read, ts, write, PageBody, PreJson};
+use crate::api::secrets_support::{caller, read, ts, write, PageBody, PreJson, Ts};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::app::AppState;
@@ -155,15 +155,42 @@ pub enum VariableCreated {
     Created(Json<VariableOut>),
 }
 
-/// One page of variables, serialised once (the list routes are hot; see `PreJson`).
+/// One page of variables, serialised once, straight from the views (the list routes are hot;
+/// see `PreJson`).
 fn variable_page(
     req: &Request,
     pr: PageRequest,
     total: u64,
     rows: Vec<VariableView>,
 ) -> ApiResult<PreJson<Page<VariableOut>>> {
-    let page = pr.build(req, total, rows.into_iter().map(VariableOut::from).collect())?;
-    PreJson::new(&PageBody::from(page))
+    let (next, previous) = pr.links(req, total)?;
+    // ~180 bytes of names, numbers and timestamps per object, plus key and value.
+    let capacity: usize =
+        256 + rows.iter().map(|r| 200 + r.variable.key.len() + r.value.len()).sum::<usize>();
+    let results: Vec<VariableJson<'_>> = rows.iter().map(VariableJson).collect();
+    PreJson::with_capacity(&PageBody { count: total, next, previous, results }, capacity)
+}
+
+/// [`VariableOut`]'s JSON (same fields, same order), written from a view without copying its
+/// strings; a test holds the two equal.
+struct VariableJson<'a>(&'a VariableView);
+
+impl serde::Serialize for VariableJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let (view, var) = (self.0, &self.0.variable);
+        let mut out = s.serialize_struct("Variable", 9)?;
+        out.serialize_field("id", &var.id)?;
+        out.serialize_field("key", &var.key)?;
+        out.serialize_field("decrypted_value", &view.value)?;
+        out.serialize_field("environment", &var.environment_id)?;
+        out.serialize_field("environment_name", &view.environment_name)?;
+        out.serialize_field("created_at", &Ts(var.created_at))?;
+        out.serialize_field("updated_at", &Ts(var.updated_at))?;
+        out.serialize_field("created_by_name", &view.created_by_name)?;
+        out.serialize_field("version", &var.version)?;
+        out.end()
+    }
 }
 
 fn change_of(body: VariableUpdateIn, full: bool) -> Result<VariableChange, Error> {
@@ -386,5 +413,38 @@ impl VariablesApi {
         let total = all.len() as u64;
         let rows = pr.slice(all).into_iter().map(Into::into).collect();
         Ok(Json(pr.build(req, total, rows)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::secrets::records::{Sealed, Variable};
+
+    #[test]
+    fn list_json_matches_the_documented_object() {
+        let view = VariableView {
+            variable: Variable {
+                id: 7,
+                organization_id: 1,
+                project_id: 2,
+                environment_id: 3,
+                key: "QUOTE_\"AND\\".into(),
+                sealed: Sealed(vec![1, 2, 3]),
+                version: 4,
+                created_by: 9,
+                created_at: 1_700_000_000,
+                updated_by: 9,
+                updated_at: 253_402_300_800, // past 9999: the slow formatter's path
+                deleted_at: None,
+                deleted_by: None,
+            },
+            value: "line1\nline2 \u{1F600} \"q\"".into(),
+            environment_name: "production".into(),
+            created_by_name: "Ada".into(),
+        };
+        let fast = serde_json::to_string(&VariableJson(&view)).unwrap();
+        let documented = serde_json::to_string(&VariableOut::from(view)).unwrap();
+        assert_eq!(fast, documented);
     }
 }

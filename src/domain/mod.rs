@@ -242,19 +242,27 @@ pub fn unix_now() -> i64 {
 /// instructions each (6 % of a 100-variable list in a profile), so years 0–9999 take this
 /// direct civil-calendar conversion; anything else falls back to `time`.
 pub fn rfc3339_from_unix(secs: i64) -> String {
+    match rfc3339_digits(secs) {
+        Some(buf) => std::str::from_utf8(&buf).map(str::to_owned).unwrap_or_default(),
+        None => {
+            time::OffsetDateTime::from_unix_timestamp(secs).map(format_rfc3339).unwrap_or_default()
+        }
+    }
+}
+
+/// The 20 ASCII bytes of [`rfc3339_from_unix`] for years 0–9999 (`None` outside), written
+/// digit by digit: list responses carry two per object, and serialisers can copy them
+/// without allocating.
+pub fn rfc3339_digits(secs: i64) -> Option<[u8; 20]> {
     const MIN: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
     const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
     if !(MIN..=MAX).contains(&secs) {
-        return time::OffsetDateTime::from_unix_timestamp(secs)
-            .map(format_rfc3339)
-            .unwrap_or_default();
+        return None;
     }
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    // Written digit by digit: this runs twice per variable in every list response, where
-    // `format!` machinery cost more than the rest of the timestamp work.
-    let mut out = [0u8; 20];
+    let mut out = *b"0000-00-00T00:00:00Z";
     let mut put = |at: usize, value: i64, width: usize| {
         let mut v = value;
         for i in (0..width).rev() {
@@ -268,13 +276,7 @@ pub fn rfc3339_from_unix(secs: i64) -> String {
     put(11, rem / 3600, 2);
     put(14, (rem % 3600) / 60, 2);
     put(17, rem % 60, 2);
-    out[4] = b'-';
-    out[7] = b'-';
-    out[10] = b'T';
-    out[13] = b':';
-    out[16] = b':';
-    out[19] = b'Z';
-    out.iter().map(|&b| char::from(b)).collect()
+    Some(out)
 }
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
