@@ -178,9 +178,11 @@ impl<E: Endpoint> Edge<E> {
     }
 
     async fn call_inner(&self, req: Request) -> Response {
-        let fut = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        // Boxed once here: the inner future (every layer and route below) is several KiB, and
+        // the panic and timeout wrappers and poem's own boxing would otherwise copy it whole.
+        let fut = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(Box::pin(
             self.inner.call(req),
-        ));
+        )));
         match tokio::time::timeout(self.settings.request_timeout, fut).await {
             Ok(Ok(Ok(out))) => {
                 let resp = out.into_response();
