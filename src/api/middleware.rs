@@ -86,7 +86,7 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .filter(|s| well_formed_request_id(s))
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+            .map_or_else(crate::api::request_id::new_request_id, str::to_string);
         let ctx = RequestContext {
             request_id: request_id.clone(),
             client_ip: client_ip(&req, &self.settings.trusted_proxies),
