@@ -86,7 +86,7 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .filter(|s| well_formed_request_id(s))
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+            .map_or_else(crate::api::request_id::new_request_id, str::to_string);
         let ctx = RequestContext {
             request_id: request_id.clone(),
             client_ip: client_ip(&req, &self.settings.trusted_proxies),
@@ -178,9 +178,11 @@ impl<E: Endpoint> Edge<E> {
     }
 
     async fn call_inner(&self, req: Request) -> Response {
-        let fut = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        // Boxed once here: the inner future (every layer and route below) is several KiB, and
+        // the panic and timeout wrappers and poem's own boxing would otherwise copy it whole.
+        let fut = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(Box::pin(
             self.inner.call(req),
-        ));
+        )));
         match tokio::time::timeout(self.settings.request_timeout, fut).await {
             Ok(Ok(Ok(out))) => {
                 let resp = out.into_response();

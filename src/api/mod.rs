@@ -16,6 +16,7 @@ pub mod organizations;
 pub mod paging;
 pub mod pats;
 pub mod projects;
+pub mod request_id;
 pub mod request_log;
 pub mod secrets_support;
 pub mod security;

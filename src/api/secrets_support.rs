@@ -44,11 +44,27 @@ pub fn ts(secs: i64) -> String {
 }
 
 /// A unix timestamp serialised as RFC 3339 text without an intermediate `String`.
-pub struct Ts(pub i64);
+pub struct Ts<'a>(pub i64, pub &'a TsMemo);
 
-impl serde::Serialize for Ts {
+/// The last timestamp converted while writing one response: rows written together (an
+/// import, a bulk create) share their timestamps, and the calendar arithmetic is the larger
+/// part of writing one.
+#[derive(Default)]
+pub struct TsMemo(std::cell::Cell<Option<(i64, [u8; 20])>>);
+
+impl serde::Serialize for Ts<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match crate::domain::rfc3339_digits(self.0) {
+        let digits = match self.1 .0.get() {
+            Some((secs, digits)) if secs == self.0 => Some(digits),
+            _ => {
+                let digits = crate::domain::rfc3339_digits(self.0);
+                if let Some(d) = digits {
+                    self.1 .0.set(Some((self.0, d)));
+                }
+                digits
+            }
+        };
+        match digits {
             Some(buf) => s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default()),
             None => s.serialize_str(&ts(self.0)),
         }

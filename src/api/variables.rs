@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::error::ApiResult;
 use crate::api::paging::{Page, PageRequest};
 use crate::api::projects::Deleted;
-use crate::api::secrets_support::{caller, read, ts, write, PageBody, PreJson, Ts};
+use crate::api::secrets_support::{caller, read, ts, write, PageBody, PreJson, Ts, TsMemo};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::app::AppState;
@@ -167,13 +167,14 @@ fn variable_page(
     // ~180 bytes of names, numbers and timestamps per object, plus key and value.
     let capacity: usize =
         256 + rows.iter().map(|r| 200 + r.variable.key.len() + r.value.len()).sum::<usize>();
-    let results: Vec<VariableJson<'_>> = rows.iter().map(VariableJson).collect();
+    let memo = TsMemo::default();
+    let results: Vec<VariableJson<'_>> = rows.iter().map(|r| VariableJson(r, &memo)).collect();
     PreJson::with_capacity(&PageBody { count: total, next, previous, results }, capacity)
 }
 
 /// [`VariableOut`]'s JSON (same fields, same order), written from a view without copying its
 /// strings; a test holds the two equal.
-struct VariableJson<'a>(&'a VariableView);
+struct VariableJson<'a>(&'a VariableView, &'a TsMemo);
 
 impl serde::Serialize for VariableJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -185,8 +186,8 @@ impl serde::Serialize for VariableJson<'_> {
         out.serialize_field("decrypted_value", &view.value)?;
         out.serialize_field("environment", &var.environment_id)?;
         out.serialize_field("environment_name", &view.environment_name)?;
-        out.serialize_field("created_at", &Ts(var.created_at))?;
-        out.serialize_field("updated_at", &Ts(var.updated_at))?;
+        out.serialize_field("created_at", &Ts(var.created_at, self.1))?;
+        out.serialize_field("updated_at", &Ts(var.updated_at, self.1))?;
         out.serialize_field("created_by_name", &view.created_by_name)?;
         out.serialize_field("version", &var.version)?;
         out.end()
@@ -443,7 +444,10 @@ mod tests {
             environment_name: "production".into(),
             created_by_name: "Ada".into(),
         };
-        let fast = serde_json::to_string(&VariableJson(&view)).unwrap();
+        let memo = TsMemo::default();
+        let fast = serde_json::to_string(&VariableJson(&view, &memo)).unwrap();
+        let again = serde_json::to_string(&VariableJson(&view, &memo)).unwrap();
+        assert_eq!(fast, again);
         let documented = serde_json::to_string(&VariableOut::from(view)).unwrap();
         assert_eq!(fast, documented);
     }
