@@ -96,20 +96,7 @@ impl<E: Endpoint> Endpoint for Edge<E> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
 
-        let mut resp = match self.check_body_size(&req) {
-            Some(resp) => resp,
-            None => match self.keep_json_body(&mut req).await {
-                Ok(kept) => {
-                    let kept = kept.map(|body| validation::KeptBody {
-                        method: req.method().clone(),
-                        path: req.uri().path().to_string(),
-                        body,
-                    });
-                    validation::with_kept_body(kept, self.call_inner(req)).await
-                }
-                Err(resp) => resp,
-            },
-        };
+        let mut resp = self.call_inner(req).await;
         self.finish(&mut resp, &request_id, &path);
         tracing::debug!(
             request_id = %request_id,
@@ -123,7 +110,57 @@ impl<E: Endpoint> Endpoint for Edge<E> {
     }
 }
 
-impl<E: Endpoint> Edge<E> {
+/// Body limits (413, also for chunked bodies) and the kept copy of a JSON body that
+/// validation errors are explained with. Inside the request log, so refusals are logged.
+pub struct BodyLimit<E> {
+    inner: E,
+    settings: Arc<EdgeSettings>,
+}
+
+impl<E> BodyLimit<E> {
+    pub fn new(inner: E, settings: Arc<EdgeSettings>) -> Self {
+        Self { inner, settings }
+    }
+}
+
+impl<E: Endpoint> Endpoint for BodyLimit<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        if let Some(resp) = self.check_body_size(&req) {
+            return Ok(resp);
+        }
+        match self.keep_json_body(&mut req).await {
+            Ok(kept) => {
+                let kept = kept.map(|body| validation::KeptBody {
+                    method: req.method().clone(),
+                    path: req.uri().path().to_string(),
+                    body,
+                });
+                // Errors are turned into responses inside the scope: explaining a JSON parse
+                // error needs the kept body.
+                let resp = validation::with_kept_body(kept, async move {
+                    match self.inner.call(req).await {
+                        Ok(out) => out.into_response(),
+                        Err(err) => {
+                            let op = err.data::<poem_openapi::OperationId>().copied();
+                            let mut resp = convert_poem_error(err);
+                            if let Some(op) = op {
+                                resp.set_data(op);
+                            }
+                            resp
+                        }
+                    }
+                })
+                .await;
+                Ok(resp)
+            }
+            Err(resp) => Ok(resp),
+        }
+    }
+}
+
+impl<E: Endpoint> BodyLimit<E> {
     fn check_body_size(&self, req: &Request) -> Option<Response> {
         let length = req
             .headers()
@@ -176,7 +213,9 @@ impl<E: Endpoint> Edge<E> {
             )),
         }
     }
+}
 
+impl<E: Endpoint> Edge<E> {
     async fn call_inner(&self, req: Request) -> Response {
         // Boxed once here: the inner future (every layer and route below) is several KiB, and
         // the panic and timeout wrappers and poem's own boxing would otherwise copy it whole.

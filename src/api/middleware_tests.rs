@@ -1,4 +1,4 @@
-//! `Edge` driven directly: panics, routing errors and body limits become the error format.
+//! `Edge` (with `BodyLimit` inside) driven directly: panics, routing errors and body limits become the error format.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use poem::http::{Method, StatusCode};
 use poem::{handler, Body, Endpoint, Request, Route};
 
-use super::{Edge, EdgeSettings};
+use super::{BodyLimit, Edge, EdgeSettings};
 
 fn settings() -> Arc<EdgeSettings> {
     Arc::new(EdgeSettings {
@@ -45,10 +45,10 @@ async fn body_json(resp: poem::Response) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-fn edge() -> Edge<Route> {
+fn edge() -> Edge<BodyLimit<Route>> {
     let route =
         Route::new().at("/panic", sometimes_panics).at("/echo", poem::post(echo)).at("/slow", slow);
-    Edge::new(route, settings())
+    Edge::new(BodyLimit::new(route, settings()), settings())
 }
 
 #[tokio::test]

@@ -37,7 +37,7 @@ use poem::{get, handler, Endpoint, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::OpenApiService;
 
 use crate::app::AppState;
-use middleware::{Edge, EdgeSettings};
+use middleware::{BodyLimit, Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
 /// limited length only.
@@ -205,6 +205,7 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         request_log::RequestLogSettings::from_spec(&docs_json, settings.request_timeout);
     log_settings.enabled = state.config.logs.request_log_enabled;
     let log_settings = Arc::new(log_settings);
-    let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
+    let limited = BodyLimit::new(app, Arc::clone(&settings));
+    let logged = request_log::RequestLogLayer::new(limited, Arc::clone(&state.logs), log_settings);
     Edge::new(logged, settings)
 }

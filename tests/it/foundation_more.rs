@@ -241,3 +241,43 @@ async fn json_parse_failures_name_the_field() {
     // The server still serves a well-formed request afterwards.
     assert_eq!(server.get("/health/").await.status(), 200);
 }
+
+/// Bodies refused for their size (413) reach the request log like any other refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_logged() {
+    let server = TestServer::start_with(&[("GATEHOUSE_SERVER_MAX_BODY_BYTES", "1024")]).await;
+    let admin = crate::harness::login_admin(&server).await;
+    let resp = server
+        .client
+        .post(server.url("/api/projects/"))
+        .header("authorization", crate::harness::auth(&admin.token))
+        .header("x-request-id", "test-req-0413-big")
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"name": "{}"}}"#, "x".repeat(4096)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let page: serde_json::Value = server
+        .client
+        .get(server.url("/api/grpc/monitor/requests/?page_size=200"))
+        .header("authorization", crate::harness::auth(&admin.token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rec = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["request_id"] == "test-req-0413-big")
+        .cloned()
+        .unwrap_or_else(|| panic!("413 not logged: {page}"));
+    assert_eq!(rec["http_status"], 413);
+    assert_eq!(rec["status"], "error");
+    assert_eq!(rec["grpc_status_code"], "RESOURCE_EXHAUSTED");
+    assert_eq!(rec["method_name"], "projects_create");
+    assert_eq!(rec["error_message"], "Request body too large.");
+}

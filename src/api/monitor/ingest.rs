@@ -120,7 +120,7 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
     let rec = RequestLog {
         id: 0,
         request_id: text(o, "request_id", 100, &mut errs)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            .unwrap_or_else(crate::api::request_id::new_request_id),
         service_name: required(service_name, "service_name", &mut errs).into(),
         method_name: required(method_name, "method_name", &mut errs).into(),
         status: known_or_owned(&status, &STATUSES),
