@@ -1,5 +1,6 @@
 //! The real binary: help and version, config precedence, bad keys and values (exit code 2),
-//! plain HTTP only on loopback, `tls export-ca` after a start, and a clean SIGTERM stop.
+//! plain HTTP only on loopback, `tls export-ca` after a start, a clean SIGTERM stop, and a
+//! supplied certificate pair reloaded on SIGHUP.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -147,7 +148,12 @@ impl Drop for Served {
 }
 
 fn serve(args: &[&str]) -> Served {
-    let mut child = gatehouse(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    serve_command(gatehouse(args))
+}
+
+/// Starts `cmd` and waits for the line with the URL it listens on.
+fn serve_command(mut cmd: Command) -> Served {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -221,4 +227,80 @@ async fn plain_http_works_on_loopback() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "healthy");
     assert!(sigterm(&mut served.child).success());
+}
+
+/// SHA-256 of the certificate `addr` presents (trusting `ca_pem`).
+async fn served_leaf_fingerprint(addr: &str, ca_pem: &str) -> String {
+    use rustls::pki_types::ServerName;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let certs = tls.get_ref().1.peer_certificates().unwrap();
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, certs[0].as_ref()))
+}
+
+/// A supplied certificate pair is served, and replaced without a restart on SIGHUP; a broken
+/// pair on SIGHUP keeps the one being served.
+#[tokio::test]
+async fn supplied_certificate_is_reloaded_on_sighup() {
+    use gatehouse::tls;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tls::generate_ca("Test supplied CA", time::Duration::days(1)).unwrap();
+    let names = ["localhost".to_string()];
+    let first = tls::issue_leaf(&ca, &names, time::Duration::days(1)).unwrap();
+    let second = tls::issue_leaf(&ca, &names, time::Duration::days(1)).unwrap();
+    let (cert_file, key_file) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    let write_pair = |leaf: &tls::LeafMaterial| {
+        std::fs::write(&cert_file, format!("{}{}", leaf.cert_pem, ca.cert_pem)).unwrap();
+        std::fs::write(&key_file, &leaf.key_pem).unwrap();
+    };
+    write_pair(&first);
+    let data = dir.path().join("data");
+    let mut served = gatehouse_served_with_pair(&data, &cert_file, &key_file);
+    let addr = served.url.trim_start_matches("https://").to_string();
+    let fp = |leaf: &tls::LeafMaterial| tls::fingerprint_sha256(&leaf.cert_pem).unwrap();
+    let normalise = |s: String| s.replace(':', "").to_lowercase();
+    assert_eq!(served_leaf_fingerprint(&addr, &ca.cert_pem).await, normalise(fp(&first)));
+
+    write_pair(&second);
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let mut now = String::new();
+    for _ in 0..100 {
+        now = served_leaf_fingerprint(&addr, &ca.cert_pem).await;
+        if now == normalise(fp(&second)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(now, normalise(fp(&second)), "SIGHUP did not load the new pair");
+
+    // A broken pair: the server keeps serving the good one.
+    std::fs::write(&key_file, "not a key").unwrap();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(served_leaf_fingerprint(&addr, &ca.cert_pem).await, normalise(fp(&second)));
+    assert!(sigterm(&mut served.child).success());
+}
+
+fn gatehouse_served_with_pair(
+    data: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Served {
+    std::fs::create_dir_all(data).unwrap();
+    let mut cmd = gatehouse(&["--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    cmd.env("GATEHOUSE_TLS_CERT_FILE", cert).env("GATEHOUSE_TLS_KEY_FILE", key);
+    serve_command(cmd)
 }
