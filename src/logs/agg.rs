@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::binary::{self, put_i64, put_u64};
 use super::record::RequestLog;
+use crate::store::binary::{self, put_i64, put_u64};
 use crate::store::{Record, StoreError};
 
 /// Inclusive upper bounds (ms) of the latency histogram's bins; one more bin holds the rest.
@@ -56,18 +56,8 @@ impl Record for Bucket {
     const VERSION: u8 = 2;
     const NAME: &'static str = "rollup";
 
-    fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
-        match version {
-            1 => serde_json::from_slice(body).map_err(|e| StoreError::Codec {
-                table: Self::NAME.to_string(),
-                message: e.to_string(),
-            }),
-            v => Err(StoreError::Codec {
-                table: Self::NAME.to_string(),
-                message: format!("unknown record version {v}"),
-            }),
-        }
-    }
+    // Version 1: the same fields as JSON.
+    const JSON_UNTIL: u8 = 1;
 
     fn write_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
         for v in [

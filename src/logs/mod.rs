@@ -5,7 +5,6 @@
 //! arrived, so a client sees its own previous call.
 
 mod agg;
-mod binary;
 pub mod index;
 pub mod record;
 pub mod retention;

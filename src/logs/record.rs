@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::binary::{self, put_i64, put_str, put_u64};
+use crate::store::binary::{self, put_i64, put_str, put_u64};
 use crate::store::{Record, StoreError};
 
 /// A field that is mostly one of a few fixed strings (status, gRPC code, HTTP method, the
@@ -81,18 +81,8 @@ impl Record for RequestLog {
     const VERSION: u8 = 2;
     const NAME: &'static str = "request_logs";
 
-    fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
-        match version {
-            1 => serde_json::from_slice(body).map_err(|e| StoreError::Codec {
-                table: Self::NAME.to_string(),
-                message: e.to_string(),
-            }),
-            v => Err(StoreError::Codec {
-                table: Self::NAME.to_string(),
-                message: format!("unknown record version {v}"),
-            }),
-        }
-    }
+    // Version 1: the same fields as JSON.
+    const JSON_UNTIL: u8 = 1;
 
     fn write_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
         self.encode_body_as(self.id, out);

@@ -1,147 +1,101 @@
-//! A compact binary body for hot records: fixed little-endian integers and length-prefixed
-//! byte strings, in field order. Decoding checks every length against the input, so a damaged
-//! record is a codec error, never a panic or an over-read.
+//! The compact binary body of hot records (variables, request records, roll-up buckets):
+//! LEB128 varints, zig-zag for signed numbers, length-prefixed bytes and UTF-8 strings, in field
+//! order. Decoding never panics: truncated or malformed input is a codec error.
 
-use super::StoreError;
+use crate::store::StoreError;
 
-/// Appends fields to a record body.
-pub struct BodyWriter<'a>(pub &'a mut Vec<u8>);
-
-impl BodyWriter<'_> {
-    pub fn u64(&mut self, v: u64) -> &mut Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
+/// Appends `v` as a LEB128 varint.
+pub fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        #[allow(clippy::cast_possible_truncation)] // the low 7 bits, by construction
+        out.push((v as u8) | 0x80);
+        v >>= 7;
     }
-
-    pub fn i64(&mut self, v: i64) -> &mut Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-
-    pub fn u32(&mut self, v: u32) -> &mut Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-
-    /// Bytes with a u32 length prefix. Record fields are bounded far below 4 GiB (values by
-    /// 64 KiB); a longer one is refused rather than cut.
-    pub fn bytes(&mut self, v: &[u8]) -> Result<&mut Self, StoreError> {
-        let len = u32::try_from(v.len())
-            .map_err(|_| StoreError::Other("record field longer than 4 GiB".into()))?;
-        self.u32(len);
-        self.0.extend_from_slice(v);
-        Ok(self)
-    }
-
-    pub fn opt_i64(&mut self, v: Option<i64>) -> &mut Self {
-        match v {
-            Some(x) => {
-                self.0.push(1);
-                self.i64(x)
-            }
-            None => {
-                self.0.push(0);
-                self
-            }
-        }
-    }
-
-    pub fn opt_u64(&mut self, v: Option<u64>) -> &mut Self {
-        match v {
-            Some(x) => {
-                self.0.push(1);
-                self.u64(x)
-            }
-            None => {
-                self.0.push(0);
-                self
-            }
-        }
-    }
+    #[allow(clippy::cast_possible_truncation)] // v < 0x80
+    out.push(v as u8);
 }
 
-/// Reads fields back in the order they were written.
-pub struct BodyReader<'a> {
-    rest: &'a [u8],
+/// Appends `v` zig-zag encoded.
+pub fn put_i64(out: &mut Vec<u8>, v: i64) {
+    #[allow(clippy::cast_sign_loss)] // zig-zag: a bit pattern, not a value
+    put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Appends a length-prefixed string.
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_bytes(out, s.as_bytes());
+}
+
+/// Appends length-prefixed bytes.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u64(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A cursor over a body being decoded.
+pub struct Reader<'a> {
+    bytes: &'a [u8],
     table: &'static str,
 }
 
-impl<'a> BodyReader<'a> {
-    pub fn new(body: &'a [u8], table: &'static str) -> Self {
-        Self { rest: body, table }
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8], table: &'static str) -> Self {
+        Self { bytes, table }
     }
 
-    fn err(&self, what: &str) -> StoreError {
-        StoreError::Codec { table: self.table.to_string(), message: what.to_string() }
+    pub fn error(&self, message: &str) -> StoreError {
+        StoreError::codec(self.table, message)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
-        if self.rest.len() < n {
-            return Err(self.err("record body is truncated"));
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
+    pub fn u8(&mut self) -> Result<u8, StoreError> {
+        let (&b, rest) = self.bytes.split_first().ok_or_else(|| self.error("truncated record"))?;
+        self.bytes = rest;
+        Ok(b)
     }
 
     pub fn u64(&mut self) -> Result<u64, StoreError> {
-        self.array().map(u64::from_le_bytes)
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(self.error("varint too long"))
     }
 
     pub fn i64(&mut self) -> Result<i64, StoreError> {
-        self.array().map(i64::from_le_bytes)
-    }
-
-    pub fn u32(&mut self) -> Result<u32, StoreError> {
-        self.array().map(u32::from_le_bytes)
+        let z = self.u64()?;
+        #[allow(clippy::cast_possible_wrap)] // zig-zag: a bit pattern, not a value
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
     }
 
     pub fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
-        let len = usize::try_from(self.u32()?).map_err(|_| self.err("bad field length"))?;
-        self.take(len)
+        let len = usize::try_from(self.u64()?).map_err(|_| self.error("field too long"))?;
+        if len > self.bytes.len() {
+            return Err(self.error("truncated field"));
+        }
+        let (b, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Ok(b)
+    }
+
+    pub fn str(&mut self) -> Result<&'a str, StoreError> {
+        let b = self.bytes()?;
+        std::str::from_utf8(b).map_err(|_| self.error("string is not UTF-8"))
     }
 
     pub fn string(&mut self) -> Result<String, StoreError> {
-        let raw = self.bytes()?;
-        std::str::from_utf8(raw).map(str::to_string).map_err(|_| self.err("text is not UTF-8"))
+        self.str().map(str::to_string)
     }
 
-    fn flag(&mut self) -> Result<bool, StoreError> {
-        match self.take(1)?[0] {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(self.err("bad option flag")),
-        }
-    }
-
-    pub fn opt_i64(&mut self) -> Result<Option<i64>, StoreError> {
-        if self.flag()? {
-            self.i64().map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
-    pub fn opt_u64(&mut self) -> Result<Option<u64>, StoreError> {
-        if self.flag()? {
-            self.u64().map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
-    /// Fails if bytes are left over (a body of another shape).
+    /// Fails unless every byte was consumed.
     pub fn finish(&self) -> Result<(), StoreError> {
-        if self.rest.is_empty() {
+        if self.bytes.is_empty() {
             Ok(())
         } else {
-            Err(self.err("record body has trailing bytes"))
+            Err(self.error("trailing bytes"))
         }
     }
 }
@@ -151,37 +105,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_and_damage() {
-        let mut buf = Vec::new();
-        BodyWriter(&mut buf).u64(7).i64(-3).u32(9).opt_i64(None).opt_u64(Some(5));
-        BodyWriter(&mut buf).bytes("héllo".as_bytes()).unwrap();
-        let mut r = BodyReader::new(&buf, "t");
-        assert_eq!(r.u64().unwrap(), 7);
-        assert_eq!(r.i64().unwrap(), -3);
-        assert_eq!(r.u32().unwrap(), 9);
-        assert_eq!(r.opt_i64().unwrap(), None);
-        assert_eq!(r.opt_u64().unwrap(), Some(5));
-        assert_eq!(r.string().unwrap(), "héllo");
-        r.finish().unwrap();
-
-        // Every truncation is an error, never a panic.
-        for cut in 0..buf.len() {
-            let mut r = BodyReader::new(&buf[..cut], "t");
-            let all = (|| {
-                r.u64()?;
-                r.i64()?;
-                r.u32()?;
-                r.opt_i64()?;
-                r.opt_u64()?;
-                r.string()?;
-                r.finish()
-            })();
-            assert!(all.is_err(), "cut at {cut}");
+    fn numbers_and_strings_round_trip() {
+        let mut out = Vec::new();
+        let nums = [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX];
+        for n in nums {
+            put_u64(&mut out, n);
         }
-        // A huge length prefix does not over-read.
-        let mut r = BodyReader::new(&[0xff, 0xff, 0xff, 0xff, 1], "t");
-        assert!(r.bytes().is_err());
-        let mut r = BodyReader::new(&[2], "t");
-        assert!(r.opt_u64().is_err());
+        let signed = [0, -1, 1, i64::MIN, i64::MAX, -1_700_000_000];
+        for n in signed {
+            put_i64(&mut out, n);
+        }
+        put_str(&mut out, "");
+        put_str(&mut out, "héllo");
+        put_bytes(&mut out, &[0, 255]);
+        let mut r = Reader::new(&out, "t");
+        for n in nums {
+            assert_eq!(r.u64().unwrap(), n);
+        }
+        for n in signed {
+            assert_eq!(r.i64().unwrap(), n);
+        }
+        assert_eq!(r.str().unwrap(), "");
+        assert_eq!(r.str().unwrap(), "héllo");
+        assert_eq!(r.bytes().unwrap(), &[0, 255]);
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn malformed_input_is_an_error() {
+        assert!(Reader::new(&[], "t").u64().is_err());
+        assert!(Reader::new(&[0x80], "t").u64().is_err());
+        assert!(Reader::new(&[0xff; 11], "t").u64().is_err());
+        assert!(Reader::new(&[5, b'a'], "t").str().is_err());
+        assert!(Reader::new(&[2, 0xff, 0xfe], "t").str().is_err());
+        assert!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], "t")
+            .str()
+            .is_err());
+        assert!(Reader::new(&[1], "t").finish().is_err());
     }
 }

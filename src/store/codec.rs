@@ -15,30 +15,32 @@ pub trait Record: Serialize + DeserializeOwned {
     /// Table name for error messages.
     const NAME: &'static str;
 
-    /// Decodes a body written with an older `version`. The default knows no older versions.
+    /// Versions up to this one were JSON bodies of the same fields (records that later moved to
+    /// a binary body); the default upgrade reads them. 0: no such versions.
+    const JSON_UNTIL: u8 = 0;
+
+    /// Decodes a body written with an older `version`: by default JSON up to
+    /// [`Record::JSON_UNTIL`], nothing else.
     fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
-        let _ = body;
-        Err(StoreError::Codec {
-            table: Self::NAME.to_string(),
-            message: format!("unknown record version {version}"),
-        })
+        if version <= Self::JSON_UNTIL {
+            return json_body(Self::NAME, body);
+        }
+        Err(StoreError::codec(Self::NAME, format!("unknown record version {version}")))
     }
 
     /// Writes the body of the current version (JSON unless overridden).
     fn write_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
-        serde_json::to_writer(out, self).map_err(|e| StoreError::Codec {
-            table: Self::NAME.to_string(),
-            message: e.to_string(),
-        })
+        serde_json::to_writer(out, self).map_err(|e| StoreError::codec(Self::NAME, e))
     }
 
     /// Reads a body written by [`Record::write_body`] of the current version.
     fn read_body(body: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(body).map_err(|e| StoreError::Codec {
-            table: Self::NAME.to_string(),
-            message: e.to_string(),
-        })
+        json_body(Self::NAME, body)
     }
+}
+
+fn json_body<T: DeserializeOwned>(table: &str, body: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(body).map_err(|e| StoreError::codec(table, e))
 }
 
 pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -50,10 +52,7 @@ pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
     let Some((&version, body)) = bytes.split_first() else {
-        return Err(StoreError::Codec {
-            table: T::NAME.to_string(),
-            message: "empty record".into(),
-        });
+        return Err(StoreError::codec(T::NAME, "empty record"));
     };
     if version == T::VERSION {
         return T::read_body(body);

@@ -23,3 +23,10 @@ pub enum StoreError {
     #[error("{0}")]
     Other(String),
 }
+
+impl StoreError {
+    /// A record of `table` that cannot be encoded or decoded.
+    pub fn codec(table: &str, message: impl std::fmt::Display) -> Self {
+        Self::Codec { table: table.to_string(), message: message.to_string() }
+    }
+}

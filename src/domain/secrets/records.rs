@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::store::binary::{BodyReader, BodyWriter};
+use crate::store::binary::{self, put_bytes, put_i64, put_str, put_u64};
 use crate::store::{Record, StoreError};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -104,34 +104,36 @@ impl Record for Variable {
     const VERSION: u8 = 2;
     const NAME: &'static str = "variables";
 
-    fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
-        match version {
-            // Version 1: the same fields as JSON, sealed bytes as base64.
-            1 => serde_json::from_slice(body).map_err(|e| StoreError::Codec {
-                table: Self::NAME.to_string(),
-                message: e.to_string(),
-            }),
-            v => Err(StoreError::Codec {
-                table: Self::NAME.to_string(),
-                message: format!("unknown record version {v}"),
-            }),
-        }
-    }
+    // Version 1: the same fields as JSON.
+    const JSON_UNTIL: u8 = 1;
 
     fn write_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
-        let mut w = BodyWriter(out);
-        w.u64(self.id).u64(self.organization_id).u64(self.project_id).u64(self.environment_id);
-        w.bytes(self.key.as_bytes())?.bytes(&self.sealed.0)?;
-        w.u32(self.version).u64(self.created_by).i64(self.created_at);
-        w.u64(self.updated_by)
-            .i64(self.updated_at)
-            .opt_i64(self.deleted_at)
-            .opt_u64(self.deleted_by);
+        out.push(u8::from(self.deleted_at.is_some()) | (u8::from(self.deleted_by.is_some()) << 1));
+        for n in [self.id, self.organization_id, self.project_id, self.environment_id] {
+            put_u64(out, n);
+        }
+        put_str(out, &self.key);
+        put_bytes(out, &self.sealed.0);
+        put_u64(out, u64::from(self.version));
+        put_u64(out, self.created_by);
+        put_i64(out, self.created_at);
+        put_u64(out, self.updated_by);
+        put_i64(out, self.updated_at);
+        if let Some(at) = self.deleted_at {
+            put_i64(out, at);
+        }
+        if let Some(by) = self.deleted_by {
+            put_u64(out, by);
+        }
         Ok(())
     }
 
     fn read_body(body: &[u8]) -> Result<Self, StoreError> {
-        let mut r = BodyReader::new(body, Self::NAME);
+        let mut r = binary::Reader::new(body, Self::NAME);
+        let flags = r.u8()?;
+        if flags > 3 {
+            return Err(r.error("bad flags"));
+        }
         let v = Variable {
             id: r.u64()?,
             organization_id: r.u64()?,
@@ -139,13 +141,13 @@ impl Record for Variable {
             environment_id: r.u64()?,
             key: r.string()?,
             sealed: Sealed(r.bytes()?.to_vec()),
-            version: r.u32()?,
+            version: u32::try_from(r.u64()?).map_err(|_| r.error("bad version"))?,
             created_by: r.u64()?,
             created_at: r.i64()?,
             updated_by: r.u64()?,
             updated_at: r.i64()?,
-            deleted_at: r.opt_i64()?,
-            deleted_by: r.opt_u64()?,
+            deleted_at: if flags & 1 != 0 { Some(r.i64()?) } else { None },
+            deleted_by: if flags & 2 != 0 { Some(r.u64()?) } else { None },
         };
         r.finish()?;
         Ok(v)
