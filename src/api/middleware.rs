@@ -93,19 +93,24 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             started,
         };
         req.extensions_mut().insert(ctx);
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        let path = req.uri().path();
+        let is_docs = path.starts_with("/api/schema") || path.starts_with("/api/docs");
+        // Copied only when the debug line is on: a path copy per request otherwise.
+        let debug = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (req.method().clone(), path.to_string()));
 
         let mut resp = self.call_inner(req).await;
-        self.finish(&mut resp, &request_id, &path);
-        tracing::debug!(
-            request_id = %request_id,
-            method = %method,
-            path = %path,
-            status = resp.status().as_u16(),
-            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            "request"
-        );
+        self.finish(&mut resp, &request_id, is_docs);
+        if let Some((method, path)) = debug {
+            tracing::debug!(
+                request_id = %request_id,
+                method = %method,
+                path = %path,
+                status = resp.status().as_u16(),
+                duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "request"
+            );
+        }
         Ok(resp)
     }
 }
@@ -255,7 +260,7 @@ impl<E: Endpoint> Edge<E> {
         }
     }
 
-    fn finish(&self, resp: &mut Response, request_id: &str, path: &str) {
+    fn finish(&self, resp: &mut Response, request_id: &str, is_docs: bool) {
         let headers = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(request_id) {
             headers.insert("x-request-id", v);
@@ -267,7 +272,6 @@ impl<E: Endpoint> Edge<E> {
                 HeaderValue::from_static("max-age=31536000"),
             );
         }
-        let is_docs = path.starts_with("/api/schema") || path.starts_with("/api/docs");
         if !is_docs && !headers.contains_key(header::CACHE_CONTROL) {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
