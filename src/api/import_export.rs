@@ -8,7 +8,7 @@ use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::types::Binary;
-use poem_openapi::{ApiResponse, Multipart, Object, OpenApi};
+use poem_openapi::{ApiResponse, Multipart, Object, OpenApi, ResponseContent};
 
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::secrets_support::{caller, read, write};
@@ -22,18 +22,38 @@ use crate::domain::{Error, ErrorCode, Role};
 /// Export formats.
 const FORMATS: [&str; 3] = ["env", "json", "yaml"];
 
-#[derive(ApiResponse)]
-pub enum ExportResponse {
+/// The exported file in one of the three formats.
+#[derive(ResponseContent)]
+pub enum ExportBody {
     /// The `.env` file: header comments, then `KEY=value` lines sorted by key, quoted so that
     /// python-dotenv, dotenvy and bash read back the exact values.
-    #[oai(status = 200, content_type = "text/plain; charset=utf-8")]
-    Env(PlainText<String>, #[oai(header = "Content-Disposition")] String),
+    #[oai(content_type = "text/plain; charset=utf-8")]
+    Env(PlainText<String>),
     /// `?format=json`: an object of key → value.
-    #[oai(status = 200, content_type = "application/json")]
-    Json(PlainText<String>, #[oai(header = "Content-Disposition")] String),
+    #[oai(content_type = "application/json")]
+    Json(PlainText<String>),
     /// `?format=yaml`: a mapping of key → value.
-    #[oai(status = 200, content_type = "application/x-yaml")]
-    Yaml(PlainText<String>, #[oai(header = "Content-Disposition")] String),
+    #[oai(content_type = "application/x-yaml")]
+    Yaml(PlainText<String>),
+}
+
+/// One 200 response with the body in the chosen format (three 200 variants would document
+/// only the last one).
+#[derive(ApiResponse)]
+pub enum ExportResponse {
+    /// The environment's variables as a file. Keys whose values did not open are left out of
+    /// it (a marker there would be stored as the value by a later import) and named in
+    /// `X-Decryption-Warnings`, as KeyNest does.
+    #[oai(status = 200)]
+    Ok(
+        ExportBody,
+        /// `attachment; filename="<project>_<environment>.<env|json|yaml>"`.
+        #[oai(header = "Content-Disposition")]
+        String,
+        /// `Failed to decrypt: K1, K2`, only when some values did not open.
+        #[oai(header = "X-Decryption-Warnings")]
+        Option<String>,
+    ),
 }
 
 /// The upload: `file` (a `.env` file, or a JSON object), or the same text as `data`.
@@ -50,7 +70,8 @@ pub struct ImportForm {
 pub struct SummaryOut {
     /// New variables created.
     pub imported: u64,
-    /// Existing variables given a new value (a new version).
+    /// Existing variables the file set, as KeyNest counts them. Only those whose value changed
+    /// get a new version; one that already held the file's value is left as it was.
     pub updated: u64,
     /// Lines that could not be imported.
     pub failed: u64,
@@ -164,20 +185,25 @@ impl ImportExportApi {
         let fmt = format.clone();
         write(&state, c, move |tx, c, _| transfer::record_export(tx, c, &audited, &fmt)).await?;
         let disposition = |ext: &str| format!("attachment; filename=\"{}\"", export.file_name(ext));
-        Ok(match format.as_str() {
-            "json" => ExportResponse::Json(
-                PlainText(serde_json::to_string_pretty(&export.json()).unwrap_or_default()),
-                disposition("json"),
+        let (body, ext) = match format.as_str() {
+            "json" => (
+                ExportBody::Json(PlainText(
+                    serde_json::to_string_pretty(&export.json()).unwrap_or_default(),
+                )),
+                "json",
             ),
-            "yaml" => ExportResponse::Yaml(
-                PlainText(serde_yaml::to_string(&export.json()).unwrap_or_default()),
-                disposition("yaml"),
+            "yaml" => (
+                ExportBody::Yaml(PlainText(
+                    serde_yaml::to_string(&export.json()).unwrap_or_default(),
+                )),
+                "yaml",
             ),
-            _ => ExportResponse::Env(
-                PlainText(export.env_file(time::OffsetDateTime::now_utc())),
-                disposition("env"),
+            _ => (
+                ExportBody::Env(PlainText(export.env_file(time::OffsetDateTime::now_utc()))),
+                "env",
             ),
-        })
+        };
+        Ok(ExportResponse::Ok(body, disposition(ext), export.decryption_warnings()))
     }
 
     /// Imports a `.env` file (or a JSON object) into an environment (editors and admins).
@@ -198,7 +224,8 @@ impl ImportExportApi {
     ) -> ApiResult<Json<ImportOut>> {
         let c = caller(req, auth);
         let env = id.0;
-        // Refuse callers who may not import before reading a large upload.
+        // Refuse callers who may not import before decoding and parsing the upload (the body
+        // itself was read, within the upload limit, when the form was extracted).
         read(&state, |tx, _| {
             let e = environments::load(tx, &c, env, Role::Viewer)?;
             c.require_write(e.organization_id, Role::Editor, "Environment")

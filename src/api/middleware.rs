@@ -115,6 +115,13 @@ impl<E: Endpoint> Endpoint for Edge<E> {
     }
 }
 
+/// Room for the multipart framing around an upload. `max_upload_bytes` limits the file itself
+/// (the import checks its exact size and answers 413 one byte over); the body also holds the
+/// boundaries, part headers (file name, content type) and small fields such as `overwrite`,
+/// a few hundred bytes in practice. 64 KiB covers long file names and extra fields while still
+/// refusing an oversized body before any of it is read.
+pub const UPLOAD_OVERHEAD_BYTES: u64 = 64 * 1024;
+
 /// Body limits (413, also for chunked bodies) and the kept copy of a JSON body that
 /// validation errors are explained with. Inside the request log, so refusals are logged.
 pub struct BodyLimit<E> {
@@ -133,6 +140,9 @@ impl<E: Endpoint> Endpoint for BodyLimit<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         if let Some(resp) = self.check_body_size(&req) {
+            return Ok(resp);
+        }
+        if let Err(resp) = self.bound_chunked_upload(&mut req).await {
             return Ok(resp);
         }
         match self.keep_json_body(&mut req).await {
@@ -166,25 +176,44 @@ impl<E: Endpoint> Endpoint for BodyLimit<E> {
 }
 
 impl<E: Endpoint> BodyLimit<E> {
+    fn is_upload(req: &Request) -> bool {
+        req.content_type()
+            .is_some_and(|c| c.starts_with("multipart/") || c.starts_with("text/plain"))
+    }
+
+    fn upload_limit(&self) -> u64 {
+        self.settings.max_upload_bytes.saturating_add(UPLOAD_OVERHEAD_BYTES)
+    }
+
     fn check_body_size(&self, req: &Request) -> Option<Response> {
         let length = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())?;
-        let multipart = req
-            .content_type()
-            .is_some_and(|c| c.starts_with("multipart/") || c.starts_with("text/plain"));
         let limit =
-            if multipart { self.settings.max_upload_bytes } else { self.settings.max_body_bytes };
-        (length > limit).then(|| {
-            error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "Request body too large.",
-                Some(serde_json::Value::String(format!("The limit is {limit} bytes."))),
-            )
-        })
+            if Self::is_upload(req) { self.upload_limit() } else { self.settings.max_body_bytes };
+        (length > limit).then(|| too_large(limit))
+    }
+
+    /// An upload sent without a Content-Length (chunked) is read here, bounded, so that an
+    /// endless one is refused with 413 instead of being buffered whole by the multipart reader.
+    async fn bound_chunked_upload(&self, req: &mut Request) -> Result<(), Response> {
+        let has_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+        if !has_body || !Self::is_upload(req) || req.headers().contains_key(header::CONTENT_LENGTH)
+        {
+            return Ok(());
+        }
+        let limit = usize::try_from(self.upload_limit()).unwrap_or(usize::MAX);
+        let read = req.take_body().into_bytes_limit(limit);
+        match tokio::time::timeout(self.settings.request_timeout, read).await {
+            Ok(Ok(bytes)) => {
+                req.set_body(bytes);
+                Ok(())
+            }
+            Ok(Err(ReadBodyError::PayloadTooLarge)) => Err(too_large(limit as u64)),
+            Ok(Err(_)) | Err(_) => Err(unreadable()),
+        }
     }
 
     /// Reads a JSON body (bounded by the body limit, which also covers chunked bodies without
@@ -202,22 +231,28 @@ impl<E: Endpoint> BodyLimit<E> {
                 req.set_body(bytes.clone());
                 Ok(Some(bytes))
             }
-            Ok(Err(ReadBodyError::PayloadTooLarge)) => Err(error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "Request body too large.",
-                Some(serde_json::Value::String(format!("The limit is {limit} bytes."))),
-            )),
-            Ok(Err(_)) | Err(_) => Err(error_response(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION_ERROR",
-                "Invalid request",
-                Some(
-                    serde_json::json!({"non_field_errors": ["The request body could not be read."]}),
-                ),
-            )),
+            Ok(Err(ReadBodyError::PayloadTooLarge)) => Err(too_large(limit as u64)),
+            Ok(Err(_)) | Err(_) => Err(unreadable()),
         }
     }
+}
+
+fn too_large(limit: u64) -> Response {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "Request body too large.",
+        Some(serde_json::Value::String(format!("The limit is {limit} bytes."))),
+    )
+}
+
+fn unreadable() -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_ERROR",
+        "Invalid request",
+        Some(serde_json::json!({"non_field_errors": ["The request body could not be read."]})),
+    )
 }
 
 impl<E: Endpoint> Edge<E> {

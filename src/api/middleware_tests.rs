@@ -105,6 +105,35 @@ async fn json_bodies_are_bounded_even_without_content_length() {
 }
 
 #[tokio::test]
+async fn uploads_are_bounded_by_the_file_limit_plus_framing() {
+    let edge = edge();
+    let limit = 1024 + super::UPLOAD_OVERHEAD_BYTES;
+    let upload = |len: u64, chunked: bool| {
+        let builder = Request::builder()
+            .method(Method::POST)
+            .uri_str("/echo")
+            .content_type("multipart/form-data; boundary=x");
+        if chunked {
+            let chunks = futures_util::stream::iter(
+                (0..len).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"a"))),
+            );
+            builder.body(Body::from_bytes_stream(chunks))
+        } else {
+            builder.header("content-length", len.to_string()).body(vec![b'a'; len as usize])
+        }
+    };
+    for chunked in [false, true] {
+        // A body a little over the file limit (the multipart framing) reaches the handler.
+        let resp = edge.call(upload(limit, chunked)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "chunked: {chunked}");
+        assert_eq!(resp.into_body().into_bytes().await.unwrap().len() as u64, limit);
+        let resp = edge.call(upload(limit + 1, chunked)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "chunked: {chunked}");
+        assert_eq!(body_json(resp).await["code"], "PAYLOAD_TOO_LARGE");
+    }
+}
+
+#[tokio::test]
 async fn a_handler_over_the_time_limit_is_a_504() {
     let mut s = (*settings()).clone();
     s.request_timeout = Duration::from_millis(200);

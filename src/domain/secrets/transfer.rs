@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::crypto::ct_eq;
 use crate::domain::audit::{self, AuditEvent};
 use crate::domain::dotenv::{self, LineError, ParseOutcome, ParsedEntry};
 use crate::domain::records::organization_name;
@@ -20,6 +21,8 @@ use crate::store::{Reader, WriteTx, Writer as _};
 
 /// Most keys one import may hold.
 pub const MAX_IMPORT_KEYS: usize = 10_000;
+/// Length past which the `X-Decryption-Warnings` header stops naming keys.
+pub const WARNING_HEADER_BYTES: usize = 2048;
 /// Keys named in an import's audit record before the list is cut short.
 const AUDITED_KEYS: usize = 100;
 
@@ -46,8 +49,9 @@ pub fn read_export(
     let project_name =
         tx.get(PROJECTS, environment.project_id)?.map(|p| p.name).unwrap_or_default();
     let organization_name = organization_name(tx, environment.organization_id)?;
-    let (mut variables, failed) = variables::all_values(tx, vault, &environment)?;
+    let (mut variables, mut failed) = variables::all_values(tx, vault, &environment)?;
     variables.sort_by(|a, b| a.0.cmp(&b.0));
+    failed.sort_unstable();
     Ok(Export { environment, project_name, organization_name, variables, failed })
 }
 
@@ -71,6 +75,11 @@ impl Export {
         json!(map)
     }
 
+    /// The `X-Decryption-Warnings` value for this export (see [`decryption_warnings`]).
+    pub fn decryption_warnings(&self) -> Option<String> {
+        decryption_warnings(&self.failed)
+    }
+
     /// `<project>_<environment>.<ext>`, with anything but `[A-Za-z0-9._-]` replaced by `_` so
     /// the header cannot be broken by a name.
     pub fn file_name(&self, ext: &str) -> String {
@@ -81,6 +90,25 @@ impl Export {
         };
         format!("{}_{}.{ext}", clean(&self.project_name), clean(&self.environment.name))
     }
+}
+
+/// KeyNest's `X-Decryption-Warnings` value, `Failed to decrypt: K1, K2`, when some values
+/// did not open. Keys are `[A-Za-z0-9_]`, so the value is always a valid header. The list
+/// stops near [`WARNING_HEADER_BYTES`] with `, and N more`: when a whole data key fails, every
+/// key would be named, and response headers past a few KiB break proxies (nginx's default
+/// `proxy_buffer_size` is 4–8 KiB). The audit record names them all.
+pub fn decryption_warnings(failed: &[String]) -> Option<String> {
+    let (first, rest) = failed.split_first()?;
+    let mut out = format!("Failed to decrypt: {first}");
+    for (i, key) in rest.iter().enumerate() {
+        if out.len() + key.len() + 2 > WARNING_HEADER_BYTES {
+            out.push_str(&format!(", and {} more", rest.len() - i));
+            break;
+        }
+        out.push_str(", ");
+        out.push_str(key);
+    }
+    Some(out)
 }
 
 /// Writes the `environment_exported` audit record.
@@ -157,7 +185,12 @@ fn parse_json(text: &str) -> ParseOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
     pub imported: u64,
+    /// Existing keys the file set, KeyNest's `updated` count: every existing key it writes,
+    /// including those in [`ImportSummary::unchanged`].
     pub updated: u64,
+    /// Of `updated`, keys whose stored value already equalled the file's: left alone (no new
+    /// version, no history entry, `updated_at` kept).
+    pub unchanged: u64,
     /// Existing keys left alone because `overwrite` was false.
     pub kept: u64,
     pub failed_imports: Vec<LineError>,
@@ -183,15 +216,24 @@ pub fn import(
     let key = sealing::data_key(tx, &vault.master, &vault.keys, env.organization_id)?;
     let user = caller.principal.user_id;
     let mut summary = ImportSummary { failed_imports: parsed.errors.clone(), ..Default::default() };
-    let (mut imported_keys, mut updated_keys) = (Vec::new(), Vec::new());
+    let (mut imported_keys, mut updated_keys, mut unchanged_keys) =
+        (Vec::new(), Vec::new(), Vec::new());
     for entry in &parsed.entries {
         match tx.lookup(VARIABLE_KEYS, &key_lookup(env.id, &entry.key))? {
             Some(_) if !overwrite => summary.kept += 1,
             Some(id) => {
                 let Some(mut var) = tx.get(VARIABLES, id)? else { continue };
+                summary.updated += 1;
+                // Re-importing a file must not grow every variable's history by one copy of
+                // the value it already holds. A value that fails to open is rewritten.
+                let current = sealing::open_value(&key, variables::slot(&var), &var.sealed);
+                if current.is_some_and(|v| ct_eq(v.as_bytes(), entry.value.as_bytes())) {
+                    summary.unchanged += 1;
+                    unchanged_keys.push(entry.key.as_str());
+                    continue;
+                }
                 variables::set_value(tx, vault, &key, &mut var, &entry.value, user)?;
                 tx.put(VARIABLES, id, &var)?;
-                summary.updated += 1;
                 updated_keys.push(entry.key.as_str());
             }
             None => {
@@ -204,6 +246,8 @@ pub fn import(
     }
     let cap =
         |v: &[&str]| v.iter().take(AUDITED_KEYS).map(|s| (*s).to_string()).collect::<Vec<_>>();
+    let truncated =
+        [&imported_keys, &updated_keys, &unchanged_keys].iter().any(|k| k.len() > AUDITED_KEYS);
     let project_name = tx.get(PROJECTS, env.project_id)?.map(|p| p.name).unwrap_or_default();
     audit::record(
         tx,
@@ -217,13 +261,17 @@ pub fn import(
                 "environment_name": env.name,
                 "project": project_name,
                 "imported_count": summary.imported,
-                "updated_count": summary.updated,
+                // What was written: keys given a new version, and keys that already held the
+                // file's value (the response counts both as `updated`, as KeyNest does).
+                "updated_count": summary.updated - summary.unchanged,
+                "unchanged_count": summary.unchanged,
                 "kept_count": summary.kept,
                 "failed_count": summary.failed_imports.len(),
                 "overwrite": overwrite,
                 "imported_keys": cap(&imported_keys),
                 "updated_keys": cap(&updated_keys),
-                "keys_truncated": imported_keys.len() > AUDITED_KEYS || updated_keys.len() > AUDITED_KEYS,
+                "unchanged_keys": cap(&unchanged_keys),
+                "keys_truncated": truncated,
             }),
         },
     )?;
@@ -239,4 +287,23 @@ fn first_detail(e: &Error) -> String {
         .and_then(|v| v.get(0))
         .and_then(|v| v.as_str())
         .map_or_else(|| e.message.clone(), str::to_string)
+}
+
+#[cfg(test)]
+mod warning_tests {
+    use super::{decryption_warnings, WARNING_HEADER_BYTES};
+
+    #[test]
+    fn the_warning_names_failed_keys_and_stays_short() {
+        assert_eq!(decryption_warnings(&[]), None);
+        let two = decryption_warnings(&["K1".into(), "K2".into()]);
+        assert_eq!(two.as_deref(), Some("Failed to decrypt: K1, K2"));
+        let many: Vec<String> = (0..10_000).map(|i| format!("{}{i}", "K".repeat(200))).collect();
+        let header = decryption_warnings(&many).unwrap_or_default();
+        assert!(header.len() <= WARNING_HEADER_BYTES + 32, "{}", header.len());
+        assert!(header.starts_with("Failed to decrypt: KKK"));
+        assert!(poem::http::HeaderValue::from_str(&header).is_ok());
+        let named = header.matches(", K").count() + 1;
+        assert!(header.ends_with(&format!(", and {} more", 10_000 - named)), "{header}");
+    }
 }

@@ -97,7 +97,7 @@ async fn export_import_round_trip_is_exact_over_tricky_values() {
     }
     assert_eq!(got.len(), expected.len());
 
-    // The same file again updates everything (new versions), values unchanged.
+    // The same file again counts every key as updated (as KeyNest does) and changes nothing.
     let again = ok(import(&t, dst, &t.editor, text.into_bytes(), "").await, 200).await;
     assert_eq!(again["summary"]["updated"], corpus.len());
     assert_eq!(values(&t, dst).await, expected);
@@ -209,4 +209,232 @@ async fn malformed_imports_answer_with_counts_or_4xx() {
         (r["summary"]["imported"].as_u64(), r["summary"]["failed"].as_u64()),
         (Some(2), Some(2))
     );
+}
+
+/// The details of the newest audit record with `action` (read straight from the data file).
+fn last_audit(t: &Team, action: &str) -> Value {
+    use gatehouse::store::tables::AUDIT;
+    use gatehouse::store::Reader as _;
+    let state = &t.s.running.as_ref().unwrap().state;
+    let records = state.store.read(|tx| tx.scan(AUDIT, 0..=u64::MAX, usize::MAX, false)).unwrap();
+    records.into_iter().rev().find(|(_, r)| r.action == action).unwrap().1.details
+}
+
+#[tokio::test]
+async fn export_names_values_that_fail_to_open_in_a_header_and_leaves_them_out() {
+    let t = Team::new().await;
+    let env = t.env().await;
+    let a = t.variable(env, "ALPHA", "alpha-value").await;
+    let b = t.variable(env, "BRAVO", "bravo-value").await;
+    t.variable(env, "CHARLIE", "charlie-value").await;
+    for format in ["", "?format=json", "?format=yaml"] {
+        let resp = export(&t, env, &t.viewer, format).await;
+        assert_eq!(resp.status(), 200);
+        assert!(!resp.headers().contains_key("x-decryption-warnings"), "clean export {format}");
+    }
+
+    // Move ALPHA's sealed value into BRAVO's row: its associated data names another variable,
+    // so it no longer opens there.
+    {
+        use gatehouse::store::tables::VARIABLES;
+        use gatehouse::store::{Reader as _, StoreError, Writer as _};
+        let state = &t.s.running.as_ref().unwrap().state;
+        state
+            .store
+            .write(move |tx| -> Result<(), StoreError> {
+                let from = tx.get(VARIABLES, a)?.unwrap();
+                let mut to = tx.get(VARIABLES, b)?.unwrap();
+                to.sealed = from.sealed.clone();
+                tx.put(VARIABLES, b, &to)
+            })
+            .await
+            .unwrap();
+    }
+
+    let resp = export(&t, env, &t.viewer, "").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-decryption-warnings"], "Failed to decrypt: BRAVO");
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("ALPHA=alpha-value\n") && text.contains("CHARLIE=charlie-value\n"));
+    assert!(!text.contains("BRAVO"), "a value that did not open is left out: {text}");
+    assert!(!text.contains("alpha-value\nBRAVO") && !text.contains("DECRYPTION_ERROR"));
+
+    let resp = export(&t, env, &t.viewer, "?format=json").await;
+    assert_eq!(resp.headers()["x-decryption-warnings"], "Failed to decrypt: BRAVO");
+    let json: Value = resp.json().await.unwrap();
+    assert_eq!(json, json!({"ALPHA": "alpha-value", "CHARLIE": "charlie-value"}));
+
+    let resp = export(&t, env, &t.viewer, "?format=yaml").await;
+    assert_eq!(resp.headers()["x-decryption-warnings"], "Failed to decrypt: BRAVO");
+    let yaml = resp.text().await.unwrap();
+    assert!(yaml.contains("ALPHA: alpha-value") && yaml.contains("CHARLIE: charlie-value"));
+    assert!(!yaml.contains("BRAVO"), "{yaml}");
+
+    let audit = last_audit(&t, "environment_exported");
+    assert_eq!(audit["failed_decryptions"], json!(["BRAVO"]));
+    assert_eq!(audit["variable_count"], 2);
+    assert!(!audit.to_string().contains("-value"), "no value in the audit record: {audit}");
+
+    // The header is in the OpenAPI document for every format.
+    let spec: Value = t.s.get("/api/schema/").await.json().await.unwrap();
+    let op = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find_map(|item| {
+            item.get("get").filter(|op| op["operationId"] == "environments_export_retrieve")
+        })
+        .unwrap();
+    let headers = &op["responses"]["200"]["headers"];
+    // poem-openapi writes header names in capitals.
+    assert!(headers.get("X-DECRYPTION-WARNINGS").is_some(), "{op}");
+    assert!(headers.get("CONTENT-DISPOSITION").is_some(), "{op}");
+    let content = op["responses"]["200"]["content"].as_object().unwrap();
+    for ct in ["text/plain; charset=utf-8", "application/json", "application/x-yaml"] {
+        assert!(content.contains_key(ct), "{ct} undocumented: {op}");
+    }
+}
+
+#[tokio::test]
+async fn the_import_limit_counts_the_file_not_the_multipart_framing() {
+    let t = Team::with(
+        crate::harness::TestServer::start_with(&[("GATEHOUSE_SERVER_MAX_UPLOAD_BYTES", "4096")])
+            .await,
+    )
+    .await;
+    let env = t.env().await;
+    let secret = "x".repeat(4096 - "BIG=\n".len());
+    let exact = format!("BIG={secret}\n");
+    assert_eq!(exact.len(), 4096);
+    let r = ok(import(&t, env, &t.editor, exact.clone().into_bytes(), "").await, 200).await;
+    assert_eq!(r["summary"]["imported"], 1, "{r}");
+    assert_eq!(values(&t, env).await["BIG"], secret);
+    // The same as the `data` field.
+    let form = Form::new().text("data", exact.replace("BIG=x", "BIG2="));
+    let resp =
+        t.s.client
+            .post(t.s.url(&format!("/api/environments/{env}/import/")))
+            .header("authorization", auth(&t.editor.token))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+    ok(resp, 200).await;
+
+    // One byte over: 413 in the error format, naming the limit and never the content.
+    let over = format!("BIG={secret}x\n");
+    let e = assert_error(import(&t, env, &t.editor, over.into_bytes(), "").await, 413).await;
+    assert_eq!(e["code"], "PAYLOAD_TOO_LARGE");
+    assert!(e.to_string().contains("4096"), "{e}");
+    assert!(!e.to_string().contains("xxxx"), "the upload leaked into the error: {e}");
+
+    // Far over (past the framing allowance too): refused before the body is read.
+    let huge = vec![b'#'; 1024 * 1024];
+    let e = assert_error(import(&t, env, &t.editor, huge, "").await, 413).await;
+    assert_eq!(e["code"], "PAYLOAD_TOO_LARGE");
+    assert_eq!(values(&t, env).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_file_of_exactly_the_default_limit_imports() {
+    let t = Team::new().await;
+    let env = t.env().await;
+    let limit = 10 * 1024 * 1024;
+    let mut text = String::from("PADDED=yes\n");
+    let line = format!("#{}\n", "p".repeat(1022));
+    while text.len() + line.len() <= limit {
+        text.push_str(&line);
+    }
+    text.push_str(&format!("#{}\n", "p".repeat(limit - text.len() - 2)));
+    assert_eq!(text.len(), limit);
+    let r = ok(import(&t, env, &t.editor, text.clone().into_bytes(), "").await, 200).await;
+    assert_eq!(r["summary"]["imported"], 1, "{r}");
+    text.push('#');
+    assert_error(import(&t, env, &t.editor, text.into_bytes(), "").await, 413).await;
+}
+
+/// `(version, number of retained versions, updated_at)` of a variable.
+async fn version_state(t: &Team, id: u64) -> (u64, u64, String) {
+    let v = ok(t.get(&format!("/api/variables/{id}/"), &t.owner).await, 200).await;
+    let versions = ok(t.get(&format!("/api/variables/{id}/versions/"), &t.owner).await, 200).await;
+    (
+        v["version"].as_u64().unwrap(),
+        versions["count"].as_u64().unwrap(),
+        v["updated_at"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn reimporting_unchanged_values_writes_no_new_versions() {
+    let t = Team::new().await;
+    let env = t.env().await;
+    let file = "ALPHA=one\nBRAVO=\"two words\"\nCHARLIE=three\n";
+    let r = ok(import(&t, env, &t.editor, file.as_bytes().to_vec(), "").await, 200).await;
+    assert_eq!(r["summary"]["imported"], 3);
+    let page = ok(t.get(&format!("/api/environments/{env}/variables/"), &t.owner).await, 200).await;
+    let ids: std::collections::BTreeMap<String, u64> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["key"].as_str().unwrap().to_string(), v["id"].as_u64().unwrap()))
+        .collect();
+    let mut before = std::collections::BTreeMap::new();
+    for (k, id) in &ids {
+        let state = version_state(&t, *id).await;
+        assert_eq!((state.0, state.1), (1, 1), "{k}");
+        before.insert(k.clone(), state);
+    }
+    // updated_at has second resolution: let a rewrite be visible.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    // The same file again: counted as KeyNest counts (existing keys are `updated`), nothing
+    // written.
+    let r = ok(import(&t, env, &t.editor, file.as_bytes().to_vec(), "").await, 200).await;
+    assert_eq!(r["message"], "Import completed successfully");
+    assert_eq!(
+        r["summary"],
+        json!({"imported": 0, "updated": 3, "failed": 0, "total_variables": 3})
+    );
+    for (k, id) in &ids {
+        assert_eq!(version_state(&t, *id).await, before[k], "{k} was rewritten");
+    }
+    let audit = last_audit(&t, "environment_imported");
+    assert_eq!(
+        (audit["updated_count"].as_u64(), audit["unchanged_count"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(audit["unchanged_keys"], json!(["ALPHA", "BRAVO", "CHARLIE"]));
+    assert_eq!(audit["updated_keys"], json!([]));
+
+    // One value changed: exactly that variable gets a new version.
+    let changed = "ALPHA=one\nBRAVO=\"two words, changed\"\nCHARLIE=three\nDELTA=four\n";
+    let r = ok(import(&t, env, &t.editor, changed.as_bytes().to_vec(), "").await, 200).await;
+    assert_eq!(
+        r["summary"],
+        json!({"imported": 1, "updated": 3, "failed": 0, "total_variables": 4})
+    );
+    for (k, id) in &ids {
+        let now = version_state(&t, *id).await;
+        if k == "BRAVO" {
+            assert_eq!((now.0, now.1), (2, 2));
+            assert_ne!(now.2, before[k].2, "updated_at moves with the value");
+        } else {
+            assert_eq!(now, before[k], "{k} was rewritten");
+        }
+    }
+    assert_eq!(values(&t, env).await["BRAVO"], "two words, changed");
+    let audit = last_audit(&t, "environment_imported");
+    assert_eq!(audit["imported_count"], 1);
+    assert_eq!(audit["updated_count"], 1);
+    assert_eq!(audit["unchanged_count"], 2);
+    assert_eq!(audit["imported_keys"], json!(["DELTA"]));
+    assert_eq!(audit["updated_keys"], json!(["BRAVO"]));
+    assert_eq!(audit["unchanged_keys"], json!(["ALPHA", "CHARLIE"]));
+    for value in ["one", "two words", "three", "four"] {
+        assert!(!audit.to_string().contains(&format!("\"{value}")), "{audit}");
+    }
+    // A value differing only in case or trailing space is a change.
+    let r = ok(import(&t, env, &t.editor, b"ALPHA=\"one \"\n".to_vec(), "").await, 200).await;
+    assert_eq!(r["summary"]["updated"], 1);
+    assert_eq!(version_state(&t, ids["ALPHA"]).await.0, 2);
 }
