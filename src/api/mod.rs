@@ -10,6 +10,7 @@ pub mod environments;
 pub mod error;
 pub mod health;
 pub mod import_export;
+pub mod json_out;
 pub mod middleware;
 pub mod monitor;
 pub mod organizations;
@@ -24,6 +25,7 @@ pub mod staff_keys;
 pub mod tags;
 pub mod tokens;
 pub mod validation;
+pub mod variable_json;
 pub mod variables;
 
 use std::collections::HashMap;

@@ -68,6 +68,20 @@ impl SecretKey {
 
     /// Opens what [`SecretKey::seal`] produced; fails if the key, the `aad` or any byte differs.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut buf = Vec::new();
+        let plain_len = self.open_into(aad, sealed, &mut buf)?.len();
+        buf.truncate(plain_len);
+        Ok(buf)
+    }
+
+    /// [`SecretKey::open`] into `buf` (its contents replaced), returning the plaintext inside
+    /// it: a caller opening many values reuses one buffer instead of allocating per value.
+    pub fn open_into<'b>(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8], CryptoError> {
         if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
             return Err(CryptoError::Malformed);
         }
@@ -75,13 +89,10 @@ impl SecretKey {
         let nonce =
             Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| CryptoError::Malformed)?;
         let key = self.aead_key()?;
-        let mut buf = body.to_vec();
-        let plain_len = key
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
-            .map_err(|_| CryptoError::Open)?
-            .len();
-        buf.truncate(plain_len);
-        Ok(buf)
+        buf.clear();
+        buf.extend_from_slice(body);
+        let plain = key.open_in_place(nonce, Aad::from(aad), buf).map_err(|_| CryptoError::Open)?;
+        Ok(plain)
     }
 
     fn aead_key(&self) -> Result<&LessSafeKey, CryptoError> {

@@ -250,6 +250,22 @@ pub fn rfc3339_from_unix(secs: i64) -> String {
     }
 }
 
+/// Appends `value` in decimal (hot paths write numbers into buffers without `format!`).
+pub fn push_decimal(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut v = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// The 20 ASCII bytes of [`rfc3339_from_unix`] for years 0–9999 (`None` outside), written
 /// digit by digit: list responses carry two per object, and serialisers can copy them
 /// without allocating.

@@ -87,12 +87,21 @@ pub struct UserNames(HashMap<u64, String>);
 
 impl UserNames {
     pub fn name(&mut self, tx: &impl Reader, user_id: u64) -> Result<String, Error> {
-        if let Some(n) = self.0.get(&user_id) {
-            return Ok(n.clone());
+        self.load(tx, user_id)?;
+        Ok(self.get(user_id).to_string())
+    }
+
+    /// Reads a user's name into the cache (once).
+    pub fn load(&mut self, tx: &impl Reader, user_id: u64) -> Result<(), Error> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.0.entry(user_id) {
+            slot.insert(crate::domain::records::user_name(tx, user_id)?);
         }
-        let n = crate::domain::records::user_name(tx, user_id)?;
-        self.0.insert(user_id, n.clone());
-        Ok(n)
+        Ok(())
+    }
+
+    /// A name read by [`UserNames::load`] ("" if it was not).
+    pub fn get(&self, user_id: u64) -> &str {
+        self.0.get(&user_id).map_or("", String::as_str)
     }
 
     /// Pre-fills a name the caller already knows (the principal's own).

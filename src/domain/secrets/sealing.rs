@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 
 use crate::crypto::{SecretKey, KEY_LEN};
 use crate::domain::secrets::records::{OrgDataKey, Sealed};
-use crate::domain::Error;
+use crate::domain::{push_decimal, Error};
 use crate::store::tables::ORG_DATA_KEYS;
 use crate::store::{Reader, WriteTx, Writer as _};
 
@@ -30,30 +30,19 @@ pub fn data_key_aad(org: u64) -> Vec<u8> {
 /// without `format!` (a list opens a hundred values per request).
 pub fn value_aad(org: u64, env: u64, variable: u64, version: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(112);
-    out.extend_from_slice(b"gatehouse/variable/v1/org:");
-    push_decimal(&mut out, org);
-    out.extend_from_slice(b"/env:");
-    push_decimal(&mut out, env);
-    out.extend_from_slice(b"/var:");
-    push_decimal(&mut out, variable);
-    out.extend_from_slice(b"/version:");
-    push_decimal(&mut out, u64::from(version));
+    push_value_aad(&mut out, Slot { org, env, variable, version });
     out
 }
 
-fn push_decimal(out: &mut Vec<u8>, value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut v = value;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn push_value_aad(out: &mut Vec<u8>, slot: Slot) {
+    out.extend_from_slice(b"gatehouse/variable/v1/org:");
+    push_decimal(out, slot.org);
+    out.extend_from_slice(b"/env:");
+    push_decimal(out, slot.env);
+    out.extend_from_slice(b"/var:");
+    push_decimal(out, slot.variable);
+    out.extend_from_slice(b"/version:");
+    push_decimal(out, u64::from(slot.version));
 }
 
 /// Opened data keys, remembered with the sealed text they came from: a hit requires the stored
@@ -185,17 +174,37 @@ pub fn open_value(key: &SecretKey, slot: Slot, sealed: &Sealed) -> Option<String
 
 /// Opens a value, or logs and returns [`DECRYPTION_ERROR`] (the value itself never logged).
 pub fn open_or_marker(key: Option<&SecretKey>, slot: Slot, sealed: &Sealed) -> String {
-    match key.and_then(|k| open_value(k, slot, sealed)) {
-        Some(v) => v,
-        None => {
-            tracing::error!(
-                organization = slot.org,
-                environment = slot.env,
-                variable = slot.variable,
-                version = slot.version,
-                "variable value failed to decrypt"
-            );
-            DECRYPTION_ERROR.to_string()
+    Opener::default().open(key, slot, &sealed.0).to_string()
+}
+
+/// Opens values one after another into reused buffers: a list page opens a hundred, and an
+/// allocation for each value's associated data and plaintext would cost about as much as the
+/// decryption itself.
+#[derive(Default)]
+pub struct Opener {
+    aad: Vec<u8>,
+    plain: Vec<u8>,
+}
+
+impl Opener {
+    /// The value sealed for `slot`, or [`DECRYPTION_ERROR`] (logged, without the value) if it
+    /// does not open or is not UTF-8.
+    pub fn open(&mut self, key: Option<&SecretKey>, slot: Slot, sealed: &[u8]) -> &str {
+        self.aad.clear();
+        push_value_aad(&mut self.aad, slot);
+        let opened = key.and_then(|k| k.open_into(&self.aad, sealed, &mut self.plain).ok());
+        match opened.map(std::str::from_utf8) {
+            Some(Ok(text)) => text,
+            _ => {
+                tracing::error!(
+                    organization = slot.org,
+                    environment = slot.env,
+                    variable = slot.variable,
+                    version = slot.version,
+                    "variable value failed to decrypt"
+                );
+                DECRYPTION_ERROR
+            }
         }
     }
 }

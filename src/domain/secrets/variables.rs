@@ -1,6 +1,7 @@
 //! Variables: validation, create/update/delete (each a new sealed version, with audit), and
 //! the lists, which open values under the organization's data key.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use serde_json::json;
@@ -8,9 +9,9 @@ use serde_json::json;
 use crate::crypto::SecretKey;
 use crate::domain::audit::{self, AuditEvent};
 use crate::domain::dotenv::{is_valid_key, MAX_KEY_LEN, MAX_VALUE_BYTES};
-use crate::domain::secrets::records::{Environment, Sealed, Variable};
-use crate::domain::secrets::sealing::{self, Slot};
-use crate::domain::secrets::{environments, history, page_of, Caller, UserNames, Vault};
+use crate::domain::secrets::records::{Environment, Sealed, Variable, VariableRef};
+use crate::domain::secrets::sealing::{self, Opener, Slot};
+use crate::domain::secrets::{environments, history, Caller, UserNames, Vault};
 use crate::domain::{unix_now, Error, Role};
 use crate::store::tables::{
     DELETED_VARIABLES, DELETED_VARIABLES_BY_ENV, ENVIRONMENTS, VARIABLES, VARIABLES_BY_ENV,
@@ -264,54 +265,119 @@ pub fn delete(tx: &WriteTx, caller: &Caller, vault: &Vault, id: u64) -> Result<(
     Ok(())
 }
 
+/// One row of a list page, borrowed from the stored bytes and the page's caches.
+#[derive(Debug, Clone, Copy)]
+pub struct VariableRow<'a> {
+    pub variable: VariableRef<'a>,
+    /// The plaintext, or [`sealing::DECRYPTION_ERROR`].
+    pub value: &'a str,
+    pub environment_name: &'a str,
+    pub created_by_name: &'a str,
+}
+
+impl VariableRow<'_> {
+    pub fn to_view(&self) -> VariableView {
+        VariableView {
+            variable: self.variable.to_owned(),
+            value: self.value.to_string(),
+            environment_name: self.environment_name.to_string(),
+            created_by_name: self.created_by_name.to_string(),
+        }
+    }
+}
+
+/// Where a list page goes, row by row, while the read snapshot is open: the API writes each
+/// row's JSON straight from the stored bytes, so a page allocates nothing per row.
+pub trait PageSink {
+    /// The number of rows in the whole list, before the page's rows.
+    fn total(&mut self, total: u64) -> Result<(), Error>;
+    fn row(&mut self, row: &VariableRow<'_>) -> Result<(), Error>;
+}
+
+/// A [`PageSink`] that keeps owned views: `(total, rows)`.
+#[derive(Debug, Default)]
+pub struct Collected(pub u64, pub Vec<VariableView>);
+
+impl PageSink for Collected {
+    fn total(&mut self, total: u64) -> Result<(), Error> {
+        self.0 = total;
+        Ok(())
+    }
+
+    fn row(&mut self, row: &VariableRow<'_>) -> Result<(), Error> {
+        self.1.push(row.to_view());
+        Ok(())
+    }
+}
+
 /// Opens values and adds names for a batch of variables, caching per-organization keys and
-/// per-environment names.
+/// per-environment and per-user names.
 struct Viewer<'a> {
     vault: &'a Vault,
     keys: HashMap<u64, Option<SecretKey>>,
     envs: HashMap<u64, String>,
     names: UserNames,
+    opener: Opener,
 }
 
 impl<'a> Viewer<'a> {
     fn new(vault: &'a Vault) -> Self {
-        Self { vault, keys: HashMap::new(), envs: HashMap::new(), names: UserNames::default() }
+        Self {
+            vault,
+            keys: HashMap::new(),
+            envs: HashMap::new(),
+            names: UserNames::default(),
+            opener: Opener::default(),
+        }
     }
 
-    fn view(&mut self, tx: &impl Reader, var: Variable) -> Result<VariableView, Error> {
+    fn with_row<R>(
+        &mut self,
+        tx: &impl Reader,
+        var: VariableRef<'_>,
+        f: impl FnOnce(&VariableRow<'_>) -> R,
+    ) -> Result<R, Error> {
         let org = var.organization_id;
         if !self.keys.contains_key(&org) {
             let k = sealing::read_data_key(tx, &self.vault.master, &self.vault.keys, org)?;
             self.keys.insert(org, k);
         }
+        if let Entry::Vacant(slot) = self.envs.entry(var.environment_id) {
+            slot.insert(
+                tx.get(ENVIRONMENTS, var.environment_id)?.map(|e| e.name).unwrap_or_default(),
+            );
+        }
+        self.names.load(tx, var.created_by)?;
         let key = self.keys.get(&org).and_then(Option::as_ref);
-        let value = sealing::open_or_marker(key, slot(&var), &var.sealed);
-        let environment_name = match self.envs.get(&var.environment_id) {
-            Some(n) => n.clone(),
-            None => {
-                let n =
-                    tx.get(ENVIRONMENTS, var.environment_id)?.map(|e| e.name).unwrap_or_default();
-                self.envs.insert(var.environment_id, n.clone());
-                n
-            }
+        let slot = Slot { org, env: var.environment_id, variable: var.id, version: var.version };
+        let row = VariableRow {
+            variable: var,
+            value: self.opener.open(key, slot, var.sealed),
+            environment_name: self.envs.get(&var.environment_id).map_or("", String::as_str),
+            created_by_name: self.names.get(var.created_by),
         };
-        let created_by_name = self.names.name(tx, var.created_by)?;
-        Ok(VariableView { variable: var, value, environment_name, created_by_name })
+        Ok(f(&row))
     }
 
+    fn view(&mut self, tx: &impl Reader, var: &Variable) -> Result<VariableView, Error> {
+        self.with_row(tx, var.as_ref(), |row| row.to_view())
+    }
+
+    /// Sends `total`, then the rows of `ids[offset..offset + limit]`.
     fn page(
         &mut self,
         tx: &impl Reader,
         ids: &[u64],
         offset: usize,
         limit: usize,
-    ) -> Result<Vec<VariableView>, Error> {
-        let rows = tx.get_many(VARIABLES, &page_of(ids, offset, limit))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for v in rows {
-            out.push(self.view(tx, v)?);
-        }
-        Ok(out)
+        sink: &mut impl PageSink,
+    ) -> Result<(), Error> {
+        sink.total(ids.len() as u64)?;
+        let from = offset.min(ids.len());
+        let page = &ids[from..from.saturating_add(limit).min(ids.len())];
+        tx.visit_many(VARIABLES, page, |_, stored| {
+            VariableRef::with(stored, |var| self.with_row(tx, var, |row| sink.row(row)))??
+        })
     }
 }
 
@@ -323,10 +389,10 @@ pub fn get(
     id: u64,
 ) -> Result<VariableView, Error> {
     let var = load(tx, caller, id, Role::Viewer)?;
-    Viewer::new(vault).view(tx, var)
+    Viewer::new(vault).view(tx, &var)
 }
 
-/// The variables of one environment (404 if the caller cannot see it): `(total, page)`.
+/// A page of the variables of one environment (404 if the caller cannot see it).
 pub fn list_for_env(
     tx: &impl Reader,
     caller: &Caller,
@@ -334,15 +400,17 @@ pub fn list_for_env(
     env_id: u64,
     offset: usize,
     limit: usize,
-) -> Result<(u64, Vec<VariableView>), Error> {
+    sink: &mut impl PageSink,
+) -> Result<(), Error> {
     let env = environments::load(tx, caller, env_id, Role::Viewer)?;
     let ids = tx.children(VARIABLES_BY_ENV, env.id)?;
     let mut viewer = Viewer::new(vault);
     viewer.envs.insert(env.id, env.name);
-    Ok((ids.len() as u64, viewer.page(tx, &ids, offset, limit)?))
+    viewer.page(tx, &ids, offset, limit, sink)
 }
 
-/// Every variable the caller may read, or those of `environment` (empty if not visible).
+/// A page of every variable the caller may read, or of those of `environment` (empty if not
+/// visible).
 pub fn list(
     tx: &impl Reader,
     caller: &Caller,
@@ -350,7 +418,8 @@ pub fn list(
     environment: Option<u64>,
     offset: usize,
     limit: usize,
-) -> Result<(u64, Vec<VariableView>), Error> {
+    sink: &mut impl PageSink,
+) -> Result<(), Error> {
     let ids = match environment {
         Some(e) => {
             let visible = tx
@@ -371,8 +440,7 @@ pub fn list(
             ids
         }
     };
-    let mut viewer = Viewer::new(vault);
-    Ok((ids.len() as u64, viewer.page(tx, &ids, offset, limit)?))
+    Viewer::new(vault).page(tx, &ids, offset, limit, sink)
 }
 
 /// `(key, value)` pairs that opened, and the keys whose values did not.
