@@ -54,6 +54,13 @@ impl<'a> Reader<'a> {
     }
 
     pub fn u64(&mut self) -> Result<u64, StoreError> {
+        // Most fields (ids, lengths, versions) fit one byte.
+        if let Some((&b, rest)) = self.bytes.split_first() {
+            if b < 0x80 {
+                self.bytes = rest;
+                return Ok(u64::from(b));
+            }
+        }
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.u8()?;

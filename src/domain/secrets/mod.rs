@@ -18,8 +18,6 @@ pub mod variables;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-
 use crate::crypto::SecretKey;
 use crate::domain::audit::Actor;
 use crate::domain::{Error, Principal, Role};
@@ -83,7 +81,7 @@ pub const ENVIRONMENT_TYPES: [&str; 4] = ["development", "staging", "production"
 
 /// Full names of users, looked up once per request.
 #[derive(Default)]
-pub struct UserNames(HashMap<u64, String>);
+pub struct UserNames(rustc_hash::FxHashMap<u64, String>);
 
 impl UserNames {
     pub fn name(&mut self, tx: &impl Reader, user_id: u64) -> Result<String, Error> {
