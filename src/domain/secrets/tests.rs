@@ -161,6 +161,14 @@ fn moved_or_tampered_ciphertext_fails_to_open() {
         .unwrap();
     let c = owner();
     assert_eq!(f.r(|tx, v| variables::get(tx, &c, v, b)).unwrap().value, DECRYPTION_ERROR);
+    // A list page opens each row with the same reused buffers: the damaged row shows the
+    // marker, its neighbours their own values (no plaintext left over from the row before).
+    let mut page = variables::Collected::default();
+    f.r(|tx, v| variables::list_for_env(tx, &c, v, env, 0, 10, &mut page)).unwrap();
+    let values: Vec<(&str, &str)> =
+        page.1.iter().map(|r| (r.variable.key.as_str(), r.value.as_str())).collect();
+    assert_eq!(page.0, 2);
+    assert_eq!(values, [("K", "v1"), ("B", DECRYPTION_ERROR)]);
     // Same row, claimed to be another version: fails too.
     f.store
         .write_blocking(move |tx| -> Result<(), Error> {
