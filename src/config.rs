@@ -109,6 +109,9 @@ pub struct LogsConfig {
     pub audit_retention_days: u64,
     pub channel_capacity: u64,
     pub index_commit_ms: u64,
+    /// The search index writer's indexing memory, in MiB: documents gather there between
+    /// flushes to a segment (tantivy needs at least 15).
+    pub index_memory_mb: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -212,6 +215,7 @@ impl Default for LogsConfig {
             audit_retention_days: 0,
             channel_capacity: 65536,
             index_commit_ms: 1000,
+            index_memory_mb: 64,
         }
     }
 }
@@ -341,6 +345,8 @@ impl Config {
         at_least("logs.request_retention_days", self.logs.request_retention_days, 1)?;
         at_least("logs.channel_capacity", self.logs.channel_capacity, 16)?;
         at_least("logs.index_commit_ms", self.logs.index_commit_ms, 10)?;
+        at_least("logs.index_memory_mb", self.logs.index_memory_mb, 15)?;
+        at_most("logs.index_memory_mb", self.logs.index_memory_mb, 4000)?;
         at_least("deployments.workers", self.deployments.workers, 1)?;
         at_least("deployments.queue_capacity", self.deployments.queue_capacity, 1)?;
         at_least("deployments.max_run_seconds", self.deployments.max_run_seconds, 1)?;
@@ -383,6 +389,13 @@ fn at_least(key: &str, value: u64, min: u64) -> Result<(), ConfigError> {
         return Ok(());
     }
     Err(ConfigError::new(key, format!("must be at least {min}, got {value}")))
+}
+
+fn at_most(key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
+    if value <= max {
+        return Ok(());
+    }
+    Err(ConfigError::new(key, format!("must be at most {max}, got {value}")))
 }
 
 fn section_mut<'a>(root: &'a mut toml::Value, section: &str) -> Option<&'a mut toml::Table> {
@@ -538,6 +551,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.key.contains("rate_limit.user_per_hour"));
+        for bad in ["14", "4001"] {
+            let err = Config::from_sources(
+                None,
+                &env(&[("GATEHOUSE_LOGS_INDEX_MEMORY_MB", bad)]),
+                &Flags::default(),
+            )
+            .unwrap_err();
+            assert_eq!(err.key, "logs.index_memory_mb", "{bad}");
+        }
+        let ok = Config::from_sources(
+            None,
+            &env(&[("GATEHOUSE_LOGS_INDEX_MEMORY_MB", "15")]),
+            &Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(ok.logs.index_memory_mb, 15);
     }
 
     #[test]

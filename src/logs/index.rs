@@ -28,7 +28,6 @@ use crate::domain::audit::AuditRecord;
 pub const SCHEMA_VERSION: u64 = 2;
 const KIND_REQUEST: u64 = 0;
 const KIND_AUDIT: u64 = 1;
-const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 
 /// What the index holds, stored as the commit payload.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -267,9 +266,9 @@ impl LogIndex {
         &self.dir
     }
 
-    /// The one writer (owned by the log writer thread).
-    pub fn writer(&self) -> Result<IndexWriter, IndexError> {
-        Ok(self.index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?)
+    /// The one writer (owned by the log writer thread), gathering documents in `memory_bytes`.
+    pub fn writer(&self, memory_bytes: usize) -> Result<IndexWriter, IndexError> {
+        Ok(self.index.writer_with_num_threads(1, memory_bytes)?)
     }
 
     /// Makes the last commit visible to searches and forgets the pending records it holds.

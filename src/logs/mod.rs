@@ -118,6 +118,8 @@ impl LogService {
             counters: Arc::clone(&counters),
             commit_every: Duration::from_millis(config.index_commit_ms.max(10)),
             watermark: wm,
+            index_memory: usize::try_from(config.index_memory_mb.clamp(15, 4000) << 20)
+                .unwrap_or(64 << 20),
         })?;
         let thread = std::thread::Builder::new()
             .name("gatehouse-logs".into())

@@ -40,6 +40,8 @@ pub(super) struct Parts {
     pub counters: Arc<Counters>,
     pub commit_every: Duration,
     pub watermark: Watermark,
+    /// `logs.index_memory_mb`, in bytes.
+    pub index_memory: usize,
 }
 
 pub(super) struct LogWriter {
@@ -78,7 +80,7 @@ fn write_batch(tx: &WriteTx, records: &[RequestLog]) -> Result<u64, StoreError> 
 
 impl LogWriter {
     pub fn new(p: Parts) -> Result<Self, IndexError> {
-        let writer = p.index.writer()?;
+        let writer = p.index.writer(p.index_memory)?;
         let wm = p.watermark;
         Ok(Self {
             p,
