@@ -107,10 +107,13 @@ def cmd_auth():
     emit(TOKEN=token, JWT=jwt, APIKEY=apikey)
 
 
-def env_file(n, tag="V"):
+def env_file(n, tag="V", vary=False):
+    """n KEY=value lines; with vary, every value carries wrk's {t}-{n} so each request changes
+    all of them (a re-import of unchanged values writes nothing)."""
     lines = [f"# bench: {n} variables"]
+    stamp = "-{t}-{n}" if vary else ""
     for i in range(n):
-        lines.append(f"BENCH_{tag}_{i:05d}=value-{i}-abcdefghijklmnopqrstuvwxyz012345")
+        lines.append(f"BENCH_{tag}_{i:05d}=value-{i}-abcdefghijklmnopqrstuvwxyz012345{stamp}")
     return "\n".join(lines) + "\n"
 
 
@@ -156,8 +159,9 @@ def cmd_env(n):
 
 
 def cmd_multipart_file(n, path):
-    """Writes a multipart body with an n-line .env file; prints its boundary."""
-    boundary, raw = multipart(env_file(n, "I"))
+    """Writes a multipart body with an n-line .env file whose values change per request (a
+    wrk body template); prints its boundary."""
+    boundary, raw = multipart(env_file(n, "I", vary=True))
     with open(path, "wb") as f:
         f.write(raw)
     emit(BOUNDARY=boundary)
