@@ -619,6 +619,8 @@ pub fn write_env(header_lines: &[String], vars: &[(String, String)]) -> String {
 /// The literal part of [`tricky_values`].
 const TRICKY_FIXED: &[&str] = &[
     "plain",
+    // The marker a value that fails to open reads as: a real value may hold the same text.
+    "[DECRYPTION_ERROR]",
     "with spaces",
     "  leading and trailing  ",
     "   ",

@@ -168,8 +168,7 @@ pub fn seal_value(key: &SecretKey, slot: Slot, value: &str) -> Result<Sealed, Er
 
 /// Opens a value sealed for `slot`; `None` if it does not open (wrong row, tampered, bad key).
 pub fn open_value(key: &SecretKey, slot: Slot, sealed: &Sealed) -> Option<String> {
-    let plain = key.open(&slot.aad(), &sealed.0).ok()?;
-    String::from_utf8(plain).ok()
+    Opener::default().try_open(Some(key), slot, &sealed.0).map(str::to_string)
 }
 
 /// Opens a value, or logs and returns [`DECRYPTION_ERROR`] (the value itself never logged).
@@ -190,12 +189,9 @@ impl Opener {
     /// The value sealed for `slot`, or [`DECRYPTION_ERROR`] (logged, without the value) if it
     /// does not open or is not UTF-8.
     pub fn open(&mut self, key: Option<&SecretKey>, slot: Slot, sealed: &[u8]) -> &str {
-        self.aad.clear();
-        push_value_aad(&mut self.aad, slot);
-        let opened = key.and_then(|k| k.open_into(&self.aad, sealed, &mut self.plain).ok());
-        match opened.map(std::str::from_utf8) {
-            Some(Ok(text)) => text,
-            _ => {
+        match self.try_open(key, slot, sealed) {
+            Some(text) => text,
+            None => {
                 tracing::error!(
                     organization = slot.org,
                     environment = slot.env,
@@ -206,6 +202,15 @@ impl Opener {
                 DECRYPTION_ERROR
             }
         }
+    }
+
+    /// The value sealed for `slot`; `None` if it does not open (wrong row, tampered, bad key)
+    /// or is not UTF-8.
+    pub fn try_open(&mut self, key: Option<&SecretKey>, slot: Slot, sealed: &[u8]) -> Option<&str> {
+        self.aad.clear();
+        push_value_aad(&mut self.aad, slot);
+        let plain = key?.open_into(&self.aad, sealed, &mut self.plain).ok()?;
+        std::str::from_utf8(plain).ok()
     }
 }
 

@@ -70,6 +70,10 @@ pub fn key_lookup(env: u64, key: &str) -> String {
 }
 
 pub(crate) fn slot(v: &Variable) -> Slot {
+    slot_of(&v.as_ref())
+}
+
+fn slot_of(v: &VariableRef<'_>) -> Slot {
     Slot { org: v.organization_id, env: v.environment_id, variable: v.id, version: v.version }
 }
 
@@ -352,7 +356,7 @@ impl<'a> Viewer<'a> {
         }
         self.names.load(tx, var.created_by)?;
         let key = self.keys.get(&org).and_then(Option::as_ref);
-        let slot = Slot { org, env: var.environment_id, variable: var.id, version: var.version };
+        let slot = slot_of(&var);
         let row = VariableRow {
             variable: var,
             value: self.opener.open(key, slot, var.sealed),
@@ -453,13 +457,18 @@ pub type EnvValues = (Vec<(String, String)>, Vec<String>);
 /// to open are left out and their keys returned separately.
 pub fn all_values(tx: &impl Reader, vault: &Vault, env: &Environment) -> Result<EnvValues, Error> {
     let key = sealing::read_data_key(tx, &vault.master, &vault.keys, env.organization_id)?;
-    let mut out = Vec::new();
+    let ids = tx.children(VARIABLES_BY_ENV, env.id)?;
+    let mut out = Vec::with_capacity(ids.len());
     let mut failed = Vec::new();
-    for var in tx.get_many(VARIABLES, &tx.children(VARIABLES_BY_ENV, env.id)?)? {
-        match key.as_ref().and_then(|k| sealing::open_value(k, slot(&var), &var.sealed)) {
-            Some(v) => out.push((var.key, v)),
-            None => failed.push(var.key),
-        }
-    }
+    let mut opener = Opener::default();
+    tx.visit_many(VARIABLES, &ids, |_, stored| -> Result<(), Error> {
+        VariableRef::with(stored, |var| {
+            match opener.try_open(key.as_ref(), slot_of(&var), var.sealed) {
+                Some(value) => out.push((var.key.to_string(), value.to_string())),
+                None => failed.push(var.key.to_string()),
+            }
+        })?;
+        Ok(())
+    })?;
     Ok((out, failed))
 }
