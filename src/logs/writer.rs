@@ -164,7 +164,7 @@ impl LogWriter {
     }
 
     async fn take_batch(&mut self, first: Msg) {
-        let mut batch = Vec::with_capacity(self.p.rx.len() + 1);
+        let mut batch = Vec::with_capacity(self.p.rx.len().min(MAX_BATCH) + 1);
         batch.push(first);
         let mut n = 0;
         while n < MAX_BATCH {
