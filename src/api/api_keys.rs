@@ -146,7 +146,8 @@ fn fresh_key() -> Result<(String, String, String), Error> {
 
 #[OpenApi(tag = "ApiTags::ApiKeys")]
 impl ApiKeysApi {
-    /// Create an API key; the key is in the response this once.
+    /// Create an API key; the key is in the response this once. Needs a full session (login
+    /// token, session cookie or session JWT): API keys and PATs cannot mint keys.
     #[oai(path = "/api/api-keys/", method = "post", operation_id = "api_keys_create")]
     async fn create(
         &self,
@@ -156,6 +157,7 @@ impl ApiKeysApi {
         body: Json<ApiKeyCreateRequest>,
     ) -> ApiResult<ApiKeyCreated> {
         let p = auth.into_principal();
+        p.require_full_session("create API keys")?;
         let b = body.0;
         let expires_at =
             b.expires_at.as_deref().map(|s| parse_time("expires_at", s)).transpose()?;
@@ -175,7 +177,8 @@ impl ApiKeysApi {
         Ok(ApiKeyCreated::Created(Json(ApiKeyWithSecret { key, api_key: ApiKeyBody::new(&k) })))
     }
 
-    /// The caller's API keys, newest first.
+    /// The caller's API keys, newest first (an organization-scoped credential sees only that
+    /// organization's keys).
     #[oai(path = "/api/api-keys/", method = "get", operation_id = "api_keys_list")]
     async fn list(
         &self,
@@ -186,7 +189,7 @@ impl ApiKeysApi {
         page_size: Query<Option<u64>>,
     ) -> ApiResult<Json<Page<ApiKeyBody>>> {
         let pr = PageRequest::new(page.0, page_size.0)?;
-        let all = state.store.read(|tx| api_keys::list_own(tx, auth.principal().user_id))?;
+        let all = state.store.read(|tx| api_keys::list_visible(tx, auth.principal()))?;
         let total = all.len() as u64;
         let results =
             pr.slice(all).into_iter().map(|k| ApiKeyBody::new(&with_pending(&state, k))).collect();
@@ -201,11 +204,11 @@ impl ApiKeysApi {
         auth: Authenticated,
         id: Path<u64>,
     ) -> ApiResult<Json<ApiKeyBody>> {
-        let k = state.store.read(|tx| api_keys::get_own(tx, auth.principal().user_id, id.0))?;
+        let k = state.store.read(|tx| api_keys::get_visible(tx, auth.principal(), id.0))?;
         Ok(Json(ApiKeyBody::new(&with_pending(&state, k))))
     }
 
-    /// Revoke an API key (for good).
+    /// Revoke an API key (for good). A key may revoke itself; other keys need a full session.
     #[oai(path = "/api/api-keys/:id/", method = "delete", operation_id = "api_keys_destroy")]
     async fn destroy(
         &self,
@@ -222,7 +225,8 @@ impl ApiKeysApi {
         Ok(Deleted::NoContent)
     }
 
-    /// Replace the key's secret; the old one works for `grace_seconds` more.
+    /// Replace the key's secret; the old one works for `grace_seconds` more. A key may rotate
+    /// itself; other keys need a full session.
     #[oai(
         path = "/api/api-keys/:id/rotate/",
         method = "post",

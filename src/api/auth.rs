@@ -407,6 +407,7 @@ impl AuthApi {
         auth: Authenticated,
         body: Json<ProfileUpdateRequest>,
     ) -> ApiResult<Json<UserBody>> {
+        auth.principal().require_full_session("change the profile")?;
         let id = auth.principal().user_id;
         let b = body.0;
         let patch = ProfilePatch {

@@ -70,7 +70,8 @@ pub struct PatCreateRequest {
     pub access_global_metrics: Option<bool>,
     /// Default `auth.pat_lifetime_days`; 1–3650.
     pub expires_in_days: Option<u64>,
-    /// The organization the token speaks for (default: the caller's token's, else first).
+    /// The organization the token is bound to (it sees only that one). Required when the
+    /// caller belongs to several organizations.
     pub company_id: Option<u64>,
 }
 
@@ -95,7 +96,8 @@ pub struct PatList {
 
 #[OpenApi(tag = "ApiTags::PersonalAccessTokens")]
 impl PatsApi {
-    /// Create a personal access token; `access_token` is shown this once.
+    /// Create a personal access token; `access_token` is shown this once. Needs a full session
+    /// (login token, session cookie or session JWT).
     #[oai(
         path = "/api/v1/personal-access-tokens",
         method = "post",
@@ -109,15 +111,22 @@ impl PatsApi {
         body: Json<PatCreateRequest>,
     ) -> ApiResult<PatCreateResult> {
         let p = auth.into_principal();
+        p.require_full_session("create personal access tokens")?;
         let b = body.0;
         let days = b.expires_in_days.unwrap_or(state.config.auth.pat_lifetime_days);
         if !(1..=3650).contains(&days) {
             return Err(Error::invalid("expires_in_days", "Must be between 1 and 3650.").into());
         }
-        let company =
-            choose_company(&p.memberships, b.company_id.or(p.company_id))?.ok_or_else(|| {
-                ApiError(Error::invalid("company_id", "Missing company_id parameter."))
-            })?;
+        // The company is the PAT's scope: never defaulted from the session's `company_id`,
+        // only from the caller's single organization (M1).
+        let company = choose_company(&p.memberships, b.company_id)?.ok_or_else(|| {
+            let message = if p.memberships.len() > 1 {
+                "You belong to several organizations: name the one the token is for."
+            } else {
+                "Missing company_id parameter."
+            };
+            ApiError(Error::invalid("company_id", message))
+        })?;
         let now = unix_now();
         let new = NewPat {
             name: b.name.unwrap_or_default().trim().to_string(),
@@ -160,7 +169,7 @@ impl PatsApi {
         state: Data<&Arc<AppState>>,
         auth: Authenticated,
     ) -> ApiResult<Json<PatList>> {
-        let rows = state.store.read(|tx| pats::list_own(tx, auth.principal().user_id))?;
+        let rows = state.store.read(|tx| pats::list_visible(tx, auth.principal()))?;
         Ok(Json(PatList { results: rows.iter().map(|t| PatBody::new(&state, t)).collect() }))
     }
 

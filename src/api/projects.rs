@@ -88,18 +88,25 @@ pub enum Deleted {
     NoContent,
 }
 
-/// The organization a create applies to: the one given, else the credential's, else the
-/// caller's only one.
+/// The organization a create applies to: the one given, else the credential's scope (an
+/// org-scoped key or a PAT), else the caller's only one. A session's `company_id` is never a
+/// default: it is the lowest organization id when the client asked for none, and whoever
+/// created an older organization and added the caller to it would receive the caller's new
+/// projects (M1, M3).
 pub fn default_org(p: &Principal, given: Option<u64>) -> Result<u64, Error> {
     if let Some(o) = given {
         return Ok(o);
     }
-    if let Some(o) = p.org_scope.or(p.company_id) {
+    if let Some(o) = p.org_scope {
         return Ok(o);
     }
     match p.visible_orgs().as_slice() {
         [only] => Ok(*only),
-        _ => Err(Error::invalid("organization", "This field is required.")),
+        [] => Err(Error::invalid("organization", "This field is required.")),
+        _ => Err(Error::invalid(
+            "organization",
+            "This field is required: you belong to several organizations.",
+        )),
     }
 }
 

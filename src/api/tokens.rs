@@ -196,6 +196,7 @@ impl TokenApi {
         body: Json<PasswordChangeRequest>,
     ) -> ApiResult<Json<DetailResponse>> {
         let p = auth.into_principal();
+        p.require_full_session("change the password")?;
         let b = body.0;
         let new = b.new_password.or(b.new_password1).unwrap_or_default();
         let confirm = b.new_password2.or(b.confirm_password);

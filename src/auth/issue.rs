@@ -24,7 +24,9 @@ pub fn new_jti() -> Result<String, Error> {
 }
 
 /// The organization a token speaks for: the one asked for (if the user belongs to it), else
-/// the user's first.
+/// the user's only one. With several organizations and none asked for there is none: picking
+/// one (the lowest id) would let whoever created the older organization and added the user
+/// choose it for them (M1, M3).
 pub fn choose_company(
     memberships: &BTreeMap<u64, Role>,
     requested: Option<u64>,
@@ -32,7 +34,8 @@ pub fn choose_company(
     match requested {
         Some(org) if memberships.contains_key(&org) => Ok(Some(org)),
         Some(_) => Err(Error::forbidden("Forbidden for this company.")),
-        None => Ok(memberships.keys().next().copied()),
+        None if memberships.len() == 1 => Ok(memberships.keys().next().copied()),
+        None => Ok(None),
     }
 }
 
@@ -106,5 +109,21 @@ impl AuthService {
         c.pat_ro = Some(read_only);
         c.pat_agm = Some(agm);
         Ok(Secret::new(self.jwt.sign(&c)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn company_is_never_guessed_among_several() {
+        let one: BTreeMap<u64, Role> = [(7, Role::Viewer)].into_iter().collect();
+        let two: BTreeMap<u64, Role> = [(3, Role::Editor), (7, Role::Admin)].into_iter().collect();
+        assert_eq!(choose_company(&one, None).unwrap(), Some(7));
+        assert_eq!(choose_company(&two, None).unwrap(), None);
+        assert_eq!(choose_company(&two, Some(7)).unwrap(), Some(7));
+        assert!(choose_company(&two, Some(9)).is_err());
+        assert_eq!(choose_company(&BTreeMap::new(), None).unwrap(), None);
     }
 }

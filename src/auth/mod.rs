@@ -333,6 +333,7 @@ pub fn principal_for(
         org_scope: None,
         company_id: None,
         global_metrics: false,
+        limits: crate::domain::CredentialLimits::default(),
     })
 }
 

@@ -155,6 +155,10 @@ impl AuthService {
             p.read_only = read_only;
             p.global_metrics = agm;
             p.company_id = claims.company_id;
+            if claims.pat_id.is_some() {
+                // A PAT is bound to its company (ShellUI); session JWTs stay account-wide (M1).
+                p.org_scope = claims.company_id;
+            }
             Ok((p, limits))
         })?;
         self.remember(key, generation, &resolved.0, Some(claims.exp), &resolved.1);
@@ -199,6 +203,10 @@ impl AuthService {
             p.read_only = k.read_only;
             p.org_scope = k.organization;
             p.company_id = k.organization;
+            p.limits = crate::domain::CredentialLimits {
+                ip_allowlist: k.ip_allowlist.clone(),
+                expires_at: k.expires_at,
+            };
             let allow =
                 crate::domain::api_keys::parse_allowlist(&k.ip_allowlist).unwrap_or_default();
             let limits =

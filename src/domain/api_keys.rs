@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::credentials::{ApiKey, ApiKeyVersion};
-use crate::domain::{unix_now, Error, Principal};
+use crate::domain::{unix_now, CredentialKind, Error, Principal};
 use crate::store::tables::{API_KEYS, API_KEYS_BY_DIGEST, ORG_API_KEYS, USER_API_KEYS};
 use crate::store::{Reader, WriteTx, Writer as _};
 
@@ -53,13 +53,56 @@ pub fn parse_allowlist(entries: &[String]) -> Result<Vec<ipnet::IpNet>, Error> {
         .collect()
 }
 
-/// Validates and stores a new key for `p`.
+/// The request narrowed to what the parent credential `p` may hand on: its organization, its
+/// read-only flag, its expiry and its allow-list are inherited when the request leaves them
+/// open and must contain what the request asks for. Only full sessions create keys today and
+/// they have no limits, so this is the rule that keeps holding if that ever changes.
+pub fn within_parent(p: &Principal, new: &NewApiKey) -> Result<NewApiKey, Error> {
+    let mut n = new.clone();
+    if let Some(scope) = p.org_scope {
+        match n.organization {
+            None => n.organization = Some(scope),
+            Some(o) if o != scope => {
+                return Err(Error::invalid(
+                    "organization",
+                    "Must be the organization of the credential used.",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    n.read_only |= p.read_only;
+    if let Some(parent) = p.limits.expires_at {
+        n.expires_at = Some(n.expires_at.map_or(parent, |e| e.min(parent)));
+    }
+    if !p.limits.ip_allowlist.is_empty() {
+        // A stored list that no longer parses fails closed.
+        let parent = parse_allowlist(&p.limits.ip_allowlist)
+            .map_err(|_| Error::forbidden("The allow-list of the credential used is invalid."))?;
+        if n.ip_allowlist.is_empty() {
+            n.ip_allowlist = p.limits.ip_allowlist.clone();
+        }
+        for (entry, net) in n.ip_allowlist.iter().zip(parse_allowlist(&n.ip_allowlist)?) {
+            if !parent.iter().any(|outer| outer.contains(&net)) {
+                return Err(Error::invalid(
+                    "ip_allowlist",
+                    format!("'{}' is outside the allow-list of the credential used.", entry.trim()),
+                ));
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Validates and stores a new key for `p` (full sessions only: a key must not mint keys).
 pub fn create(
     tx: &WriteTx,
     p: &Principal,
     actor: &Actor,
     new: &NewApiKey,
 ) -> Result<ApiKey, Error> {
+    p.require_full_session("create API keys")?;
+    let new = &within_parent(p, new)?;
     let now = unix_now();
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 255 {
@@ -140,11 +183,28 @@ pub fn list_own(tx: &impl Reader, user_id: u64) -> Result<Vec<ApiKey>, Error> {
     Ok(out)
 }
 
-/// One of the caller's own keys (404 for anyone else's).
-pub fn get_own(tx: &impl Reader, user_id: u64, id: u64) -> Result<ApiKey, Error> {
+/// The caller's own keys inside the credential's scope (an org-scoped caller sees only that
+/// organization's keys), newest first.
+pub fn list_visible(tx: &impl Reader, p: &Principal) -> Result<Vec<ApiKey>, Error> {
+    Ok(list_own(tx, p.user_id)?.into_iter().filter(|k| p.scope_covers(k.organization)).collect())
+}
+
+/// One of the caller's own keys inside the credential's scope (404 for anyone else's and for
+/// keys outside the scope).
+pub fn get_visible(tx: &impl Reader, p: &Principal, id: u64) -> Result<ApiKey, Error> {
     tx.get(API_KEYS, id)?
-        .filter(|k| k.user_id == user_id)
+        .filter(|k| k.user_id == p.user_id && p.scope_covers(k.organization))
         .ok_or_else(|| Error::not_found("API key"))
+}
+
+/// A key the caller is about to rotate or revoke: a key may act on itself (that never widens
+/// anything), any other key needs a full session.
+fn get_for_change(tx: &impl Reader, p: &Principal, id: u64, what: &str) -> Result<ApiKey, Error> {
+    let is_self = matches!(p.credential, CredentialKind::ApiKey { id: own, .. } if own == id);
+    if !is_self {
+        p.require_full_session(what)?;
+    }
+    get_visible(tx, p, id)
 }
 
 fn release_versions(tx: &WriteTx, key: &ApiKey, keep_current: bool, now: i64) -> Result<(), Error> {
@@ -160,7 +220,7 @@ fn release_versions(tx: &WriteTx, key: &ApiKey, keep_current: bool, now: i64) ->
 
 /// Revokes a key for good (its digests are released, so it can never match again).
 pub fn revoke(tx: &WriteTx, p: &Principal, actor: &Actor, id: u64) -> Result<ApiKey, Error> {
-    let mut key = get_own(tx, p.user_id, id)?;
+    let mut key = get_for_change(tx, p, id, "revoke other API keys")?;
     let now = unix_now();
     release_versions(tx, &key, false, now)?;
     key.is_active = false;
@@ -190,7 +250,7 @@ pub fn rotate(
     masked: &str,
     grace_seconds: u64,
 ) -> Result<ApiKey, Error> {
-    let mut key = get_own(tx, p.user_id, id)?;
+    let mut key = get_for_change(tx, p, id, "rotate other API keys")?;
     let now = unix_now();
     if !key.is_valid(now) {
         return Err(Error::conflict("A revoked or expired API key can't be rotated."));
@@ -313,4 +373,94 @@ pub fn delete_for_org(tx: &WriteTx, org: u64) -> Result<u64, Error> {
         tx.unlink(ORG_API_KEYS, org, id)?;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CredentialKind, CredentialLimits, Role};
+
+    fn parent(org_scope: Option<u64>, read_only: bool, limits: CredentialLimits) -> Principal {
+        Principal {
+            user_id: 1,
+            username: "u".into(),
+            email: "u@example.com".into(),
+            full_name: "U".into(),
+            is_staff: false,
+            memberships: [(3, Role::Admin), (4, Role::Admin)].into_iter().collect(),
+            credential: CredentialKind::ApiKey { id: 9, name: "parent".into() },
+            read_only,
+            org_scope,
+            company_id: org_scope,
+            global_metrics: false,
+            limits,
+        }
+    }
+
+    fn request(organization: Option<u64>, allow: &[&str], expires_at: Option<i64>) -> NewApiKey {
+        NewApiKey {
+            name: "child".into(),
+            key_type: "service".into(),
+            organization,
+            read_only: false,
+            ip_allowlist: allow.iter().map(ToString::to_string).collect(),
+            expires_at,
+            digest: String::new(),
+            masked: String::new(),
+        }
+    }
+
+    #[test]
+    fn children_inherit_and_never_exceed_the_parent() {
+        let limits =
+            CredentialLimits { ip_allowlist: vec!["10.0.0.0/8".into()], expires_at: Some(1_000) };
+        let p = parent(Some(3), true, limits);
+        let n = within_parent(&p, &request(None, &[], None)).unwrap();
+        assert_eq!(n.organization, Some(3));
+        assert!(n.read_only);
+        assert_eq!(n.ip_allowlist, vec!["10.0.0.0/8".to_string()]);
+        assert_eq!(n.expires_at, Some(1_000));
+        // Narrower requests stand.
+        let n = within_parent(&p, &request(Some(3), &["10.1.0.0/16"], Some(500))).unwrap();
+        assert_eq!((n.ip_allowlist[0].as_str(), n.expires_at), ("10.1.0.0/16", Some(500)));
+        // A later expiry is cut to the parent's.
+        assert_eq!(
+            within_parent(&p, &request(None, &[], Some(5_000))).unwrap().expires_at,
+            Some(1_000)
+        );
+        // Wider requests are refused.
+        assert!(within_parent(&p, &request(Some(4), &[], None)).is_err());
+        assert!(within_parent(&p, &request(None, &["0.0.0.0/0"], None)).is_err());
+        assert!(within_parent(&p, &request(None, &["10.0.0.1", "192.168.1.1"], None)).is_err());
+        // An unparsable stored list fails closed.
+        let broken = CredentialLimits { ip_allowlist: vec!["nonsense".into()], expires_at: None };
+        assert!(within_parent(&parent(None, false, broken), &request(None, &[], None)).is_err());
+        // An unlimited parent leaves the request as it is.
+        let free = parent(None, false, CredentialLimits::default());
+        let n = within_parent(&free, &request(Some(4), &["1.2.3.4"], None)).unwrap();
+        assert_eq!((n.organization, n.read_only, n.expires_at), (Some(4), false, None));
+    }
+
+    #[test]
+    fn only_full_sessions_are_full() {
+        let mut p = parent(None, false, CredentialLimits::default());
+        assert!(!p.is_full_session(), "an API key is never a full session");
+        for kind in [
+            CredentialKind::Token { id: 1 },
+            CredentialKind::Session { id: 1 },
+            CredentialKind::Jwt { jti: "j".into() },
+            CredentialKind::Basic,
+        ] {
+            p.credential = kind;
+            assert!(p.is_full_session());
+        }
+        p.credential = CredentialKind::Pat { id: 1 };
+        assert!(!p.is_full_session());
+        p.credential = CredentialKind::Token { id: 1 };
+        p.read_only = true;
+        assert!(!p.is_full_session());
+        p.read_only = false;
+        p.org_scope = Some(3);
+        assert!(!p.is_full_session());
+    }
 }

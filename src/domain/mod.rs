@@ -180,6 +180,23 @@ pub struct Principal {
     pub company_id: Option<u64>,
     /// A PAT with `pat_agm`: may read global metrics.
     pub global_metrics: bool,
+    /// An API key's own allow-list and expiry (empty for every other credential).
+    pub limits: CredentialLimits,
+}
+
+/// Limits of an API key that the principal must carry so that nothing it mints can exceed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialLimits {
+    /// CIDRs the key may be used from; empty: anywhere.
+    pub ip_allowlist: Vec<String>,
+    /// When the key stops working (epoch seconds).
+    pub expires_at: Option<i64>,
+}
+
+impl CredentialLimits {
+    pub fn is_empty(&self) -> bool {
+        self.ip_allowlist.is_empty() && self.expires_at.is_none()
+    }
 }
 
 impl Principal {
@@ -210,12 +227,55 @@ impl Principal {
         }
     }
 
-    /// Requires staff (`is_staff`).
+    /// Requires staff (`is_staff`) through an unscoped credential: staff views span every
+    /// tenant, so a credential bound to one organization (an org-scoped API key, any PAT — PATs
+    /// speak for one company) must not carry the user's staff authority there.
     pub fn require_staff(&self) -> Result<(), Error> {
-        if self.is_staff {
-            Ok(())
-        } else {
-            Err(Error::forbidden("Staff access required."))
+        if !self.is_staff {
+            return Err(Error::forbidden("Staff access required."));
+        }
+        if self.org_scope.is_some() || matches!(self.credential, CredentialKind::Pat { .. }) {
+            return Err(Error::forbidden(
+                "Staff access requires a credential that is not bound to an organization \
+                 (not an organization-scoped API key or a personal access token).",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A full session: the account's own login (login token, session cookie, session JWT, or
+    /// HTTP Basic with the password), unscoped and writable. Only such a credential may manage
+    /// credentials, the password or the profile. API keys and PATs are delegated secrets handed
+    /// to automation, so none of them counts, whatever its limits. Basic counts because it
+    /// presents the password itself: whoever holds it can log in and get a session anyway.
+    pub fn is_full_session(&self) -> bool {
+        let own_login = matches!(
+            self.credential,
+            CredentialKind::Token { .. }
+                | CredentialKind::Session { .. }
+                | CredentialKind::Jwt { .. }
+                | CredentialKind::Basic
+        );
+        own_login && self.org_scope.is_none() && !self.read_only && self.limits.is_empty()
+    }
+
+    /// 403 unless [`Principal::is_full_session`]; `what` completes "… can {what}".
+    pub fn require_full_session(&self, what: &str) -> Result<(), Error> {
+        if self.is_full_session() {
+            return Ok(());
+        }
+        Err(Error::forbidden(format!(
+            "Only a full session (login token, session cookie or session JWT) can {what}; \
+             API keys, personal access tokens and scoped or read-only credentials cannot."
+        )))
+    }
+
+    /// Whether `org` (a credential's organization, `None`: account-wide) lies inside what this
+    /// credential may see. An org-scoped caller sees only its organization's credentials.
+    pub fn scope_covers(&self, org: Option<u64>) -> bool {
+        match self.org_scope {
+            None => true,
+            Some(scope) => org == Some(scope),
         }
     }
 }

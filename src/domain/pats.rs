@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::credentials::PersonalAccessToken;
-use crate::domain::{unix_now, Error, Principal};
+use crate::domain::{unix_now, CredentialKind, Error, Principal};
 use crate::store::tables::{ORG_PATS, PATS, USER_PATS};
 use crate::store::{Reader, WriteTx, Writer as _};
 
@@ -22,13 +22,22 @@ pub struct NewPat {
     pub jti: String,
 }
 
-/// Creates the row (global-metrics scope is staff only → 403).
+/// Creates the row (full sessions only; global-metrics scope is staff only → 403). The token
+/// never exceeds its parent: its company must be inside the parent's scope, and the parent's
+/// read-only flag and expiry carry over (moot for the full sessions allowed today).
 pub fn create(
     tx: &WriteTx,
     p: &Principal,
     actor: &Actor,
     new: &NewPat,
 ) -> Result<PersonalAccessToken, Error> {
+    p.require_full_session("create personal access tokens")?;
+    let mut new = new.clone();
+    new.read_only |= p.read_only;
+    if let Some(parent) = p.limits.expires_at {
+        new.expires_at = new.expires_at.min(parent);
+    }
+    let new = &new;
     if new.access_global_metrics && !p.is_staff {
         return Err(Error::forbidden(
             "Only staff may create tokens with access to global metrics.",
@@ -83,16 +92,26 @@ pub fn list_own(tx: &impl Reader, user_id: u64) -> Result<Vec<PersonalAccessToke
     Ok(out)
 }
 
-/// Revokes one of the caller's PATs (404 for others'; 400 if already revoked).
+/// The caller's PATs inside the credential's scope (an org-scoped caller, a PAT included,
+/// sees only that organization's tokens), newest first.
+pub fn list_visible(tx: &impl Reader, p: &Principal) -> Result<Vec<PersonalAccessToken>, Error> {
+    Ok(list_own(tx, p.user_id)?.into_iter().filter(|t| p.scope_covers(t.company_id)).collect())
+}
+
+/// Revokes one of the caller's PATs (404 for others' and outside the credential's scope; 400
+/// if already revoked). A PAT may revoke itself; any other needs a full session.
 pub fn revoke(
     tx: &WriteTx,
     p: &Principal,
     actor: &Actor,
     id: u64,
 ) -> Result<PersonalAccessToken, Error> {
+    if !matches!(p.credential, CredentialKind::Pat { id: own } if own == id) {
+        p.require_full_session("revoke personal access tokens")?;
+    }
     let mut row = tx
         .get(PATS, id)?
-        .filter(|t| t.user_id == p.user_id)
+        .filter(|t| t.user_id == p.user_id && p.scope_covers(t.company_id))
         .ok_or_else(|| Error::not_found("Personal access token"))?;
     if row.revoked_at.is_some() {
         return Err(Error::invalid("non_field_errors", "Already revoked."));

@@ -149,7 +149,7 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
 
 /// Who may report calls: staff, or an active `service` API key.
 fn may_ingest(store: &Store, p: &Principal) -> Result<(), Error> {
-    if p.is_staff {
+    if p.require_staff().is_ok() {
         return Ok(());
     }
     if let CredentialKind::ApiKey { id, .. } = &p.credential {

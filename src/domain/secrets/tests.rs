@@ -76,6 +76,7 @@ fn caller(user: u64, roles: &[(u64, Role)]) -> Caller {
         org_scope: None,
         company_id: None,
         global_metrics: false,
+        limits: Default::default(),
     };
     Caller::new(principal, None)
 }

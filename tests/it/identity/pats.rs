@@ -106,6 +106,7 @@ async fn create_use_list_and_revoke() {
         .await
         .unwrap();
     let rw = format!("Bearer {}", body["access_token"].as_str().unwrap());
+    // A PAT writes data but never the account itself (H3): the profile needs a full session.
     let resp = server
         .client
         .patch(server.url("/api/auth/profile/"))
@@ -114,7 +115,16 @@ async fn create_use_list_and_revoke() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_error(resp, 403).await;
+    let resp = server
+        .client
+        .post(server.url("/api/organizations/"))
+        .header("authorization", &rw)
+        .json(&json!({"name": "Pat Org"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
     let id = body["id"].as_u64().unwrap();
     let resp = server
         .client
