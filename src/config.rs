@@ -584,6 +584,7 @@ mod tests {
         let mut expected = Config::default();
         expected.server.listen = "0.0.0.0:8443".into();
         expected.server.data_dir = PathBuf::from("/var/lib/gatehouse");
+        expected.auth.registration = "closed".into(); // the appliance ships closed (M3)
         assert_eq!(c, expected);
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: poem-openapi APIs (one module per tag), the docs pages, and the layers
 //! every request passes through. Only this module imports poem.
 
+pub mod admin_users;
 pub mod api_keys;
 pub mod audit_logs;
 pub mod auth;
@@ -54,6 +55,7 @@ pub type IdentityApis = (
     api_keys::ApiKeysApi,
     staff_keys::StaffApiKeysApi,
     pats::PatsApi,
+    admin_users::AdminUsersApi,
 );
 
 /// Projects, environments, variables, import/export.
@@ -74,6 +76,7 @@ pub fn apis() -> Apis {
             api_keys::ApiKeysApi,
             staff_keys::StaffApiKeysApi,
             pats::PatsApi,
+            admin_users::AdminUsersApi,
         ),
         (
             projects::ProjectsApi,

@@ -286,7 +286,7 @@ impl OrganizationsApi {
         Ok(Json(v.into()))
     }
 
-    /// Replace name and description (admin or editor).
+    /// Replace name and description (admin only).
     #[oai(path = "/api/organizations/:id/", method = "put", operation_id = "organizations_update")]
     async fn update(
         &self,
@@ -308,7 +308,7 @@ impl OrganizationsApi {
         Ok(Json(v.into()))
     }
 
-    /// Change name and/or description (admin or editor).
+    /// Change name and/or description (admin only).
     #[oai(
         path = "/api/organizations/:id/",
         method = "patch",
@@ -411,7 +411,8 @@ impl OrganizationsApi {
         self.set_role(&state, req, auth.into_principal(), id.0, user_id.0, &body.0.role).await
     }
 
-    /// Remove a member (admin only; the last admin can't be removed).
+    /// Remove a member (admin only), or leave: any member may remove themself (the last admin
+    /// can't).
     #[oai(
         path = "/api/organizations/:id/members/:user_id/",
         method = "delete",
@@ -464,7 +465,8 @@ impl OrganizationsApi {
         self.set_role(&state, req, auth.into_principal(), id.0, b.user_id, &b.role).await
     }
 
-    /// KeyNest's action: remove a member, `{user_id}` (admin only).
+    /// KeyNest's action: remove a member, `{user_id}` (admin only), or leave (any member, not
+    /// the last admin).
     #[oai(
         path = "/api/organizations/:id/remove_member/",
         method = "delete",

@@ -24,6 +24,8 @@ pub enum ApiTags {
     AuditLogs,
     /// Request monitoring (django-cfg's gRPC monitor).
     Monitoring,
+    /// Appliance administration by staff (accounts).
+    Admin,
 }
 
 impl ApiTags {

@@ -2,6 +2,7 @@
 //! storage only through `store`.
 
 pub mod accounts;
+pub mod admin_users;
 pub mod api_keys;
 pub mod audit;
 pub mod cascade;

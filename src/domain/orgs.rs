@@ -165,7 +165,8 @@ pub fn create(
     Ok(OrgView { member_count: 1, project_count: 0, user_role: Some(Role::Admin), org })
 }
 
-/// Changes name and/or description (admin or editor).
+/// Changes name and/or description (admin only: settings belong to admins, editors manage
+/// projects, environments and variables — L8).
 pub fn update(
     tx: &WriteTx,
     p: &Principal,
@@ -174,7 +175,7 @@ pub fn update(
     name: Option<&str>,
     description: Option<Option<String>>,
 ) -> Result<OrgView, Error> {
-    live_role(tx, p, id, Role::Editor)?;
+    live_role(tx, p, id, Role::Admin)?;
     let mut org = tx.get(ORGANIZATIONS, id)?.ok_or_else(|| Error::not_found("Organization"))?;
     let mut changed = Vec::new();
     if let Some(name) = name {
@@ -364,7 +365,9 @@ pub fn update_member_role(
     Ok((MemberView { user, role, joined_at: m.joined_at }, old))
 }
 
-/// Removes a member (admin only); the last admin can't be removed (409).
+/// Removes a member (admin only), or the caller leaves (any member: members are added without
+/// their consent, so they must be able to walk out). The last admin can't be removed nor leave
+/// (409).
 pub fn remove_member(
     tx: &WriteTx,
     p: &Principal,
@@ -372,11 +375,17 @@ pub fn remove_member(
     org: u64,
     user_id: u64,
 ) -> Result<MemberView, Error> {
-    live_role(tx, p, org, Role::Admin)?;
+    let leaving = user_id == p.user_id;
+    live_role(tx, p, org, if leaving { Role::Viewer } else { Role::Admin })?;
     let org_row = tx.get(ORGANIZATIONS, org)?.ok_or_else(|| Error::not_found("Organization"))?;
     let role = role_of(tx, org, user_id)?.ok_or_else(|| Error::not_found("Member"))?;
     if role == Role::Admin && admin_count(tx, org)? <= 1 {
-        return Err(Error::conflict("Cannot remove the last admin from the organization"));
+        return Err(Error::conflict(if leaving {
+            "You are the last admin of this organization: make another member admin, or \
+             delete the organization."
+        } else {
+            "Cannot remove the last admin from the organization"
+        }));
     }
     let user = tx.get(USERS, user_id)?.ok_or_else(|| Error::not_found("Member"))?;
     let m = drop_membership(tx, org, user_id)?.ok_or_else(|| Error::not_found("Member"))?;
@@ -385,7 +394,7 @@ pub fn remove_member(
         AuditEvent {
             actor,
             organization_id: Some(org),
-            action: "member_removed",
+            action: if leaving { "member_left" } else { "member_removed" },
             target_type: "membership",
             target_id: org.to_string(),
             details: json!({"user_id": user_id, "role": role.as_str(), "organization_name": org_row.name}),

@@ -111,10 +111,14 @@ async fn roles_decide_who_may_change_what() {
         403,
     )
     .await;
+    // Settings are the admin's (L8): an editor manages projects, not the organization.
+    assert_error(
+        call(&server, "PATCH", &path, &editor, Some(json!({"name": "Editor Rename"}))).await,
+        403,
+    )
+    .await;
     assert_eq!(
-        call(&server, "PATCH", &path, &editor, Some(json!({"name": "Editor Rename"})))
-            .await
-            .status(),
+        call(&server, "PATCH", &path, &admin, Some(json!({"name": "Admin Rename"}))).await.status(),
         200
     );
     assert_error(call(&server, "DELETE", &path, &editor, None).await, 403).await;

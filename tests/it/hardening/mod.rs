@@ -1,0 +1,3 @@
+//! Tests of the security-review fixes (issue 11), one file per area.
+
+mod scope;
