@@ -1,0 +1,3 @@
+//! Integration tests of the security review fixes (one file per area).
+
+mod logs;
