@@ -112,6 +112,11 @@ pub struct LogsConfig {
     /// The search index writer's indexing memory, in MiB: documents gather there between
     /// flushes to a segment (tantivy needs at least 15).
     pub index_memory_mb: u64,
+    /// Below this much free space (MiB) on the data directory's filesystem, records of
+    /// Gatehouse's own requests are no longer stored and reported calls are refused (0: off).
+    pub min_free_disk_mb: u64,
+    /// Reported records each API key (or staff user) may store per UTC day.
+    pub ingest_quota_per_day: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -216,6 +221,8 @@ impl Default for LogsConfig {
             channel_capacity: 65536,
             index_commit_ms: 1000,
             index_memory_mb: 64,
+            min_free_disk_mb: 512,
+            ingest_quota_per_day: 1_000_000,
         }
     }
 }

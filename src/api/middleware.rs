@@ -1,14 +1,20 @@
 //! Cross-cutting request handling: request id, client address, body limits, security headers,
-//! the error format for everything poem raises, and panics turned into 500s.
+//! the error format for everything poem raises, panics turned into 500s, and request bodies
+//! left unread by an early answer drained (HTTP/1.1) or reset after the answer (HTTP/2), so
+//! the client reads that answer.
 
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use parking_lot::Mutex;
 use poem::error::ReadBodyError;
-use poem::http::{header, HeaderValue, Method, StatusCode};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::http::{header, HeaderValue, Method, StatusCode, Version};
+use poem::{Body, Endpoint, IntoResponse, Request, Response};
 
 use crate::api::error::{convert_poem_error, error_response};
 use crate::api::validation;
@@ -93,6 +99,7 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             started,
         };
         req.extensions_mut().insert(ctx);
+        let unread = UnreadBody::watch(&mut req);
         let path = req.uri().path();
         let is_docs = path.starts_with("/api/schema") || path.starts_with("/api/docs");
         // Copied only when the debug line is on: a path copy per request otherwise.
@@ -100,6 +107,9 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             .then(|| (req.method().clone(), path.to_string()));
 
         let mut resp = self.call_inner(req).await;
+        if let Some(unread) = unread {
+            unread.settle(&mut resp).await;
+        }
         self.finish(&mut resp, &request_id, is_docs);
         if let Some((method, path)) = debug {
             tracing::debug!(
@@ -112,6 +122,105 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             );
         }
         Ok(resp)
+    }
+}
+
+/// Most of a left-over request body that is read and thrown away before an HTTP/1.1 answer.
+const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest the left-over body is read for.
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
+
+type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// The request body as the layers below see it, with the rest kept here: whatever they leave
+/// unread (an answer given before the body was read — 413, 401, 429, 404 — or a body the
+/// route ignores) is dealt with before the answer goes out. Left alone, the server would close
+/// the connection with the client's bytes unread; the kernel then resets it, and a client
+/// still sending never reads the answer.
+struct UnreadBody {
+    rest: Arc<Mutex<Option<BodyStream>>>,
+    version: Version,
+}
+
+impl UnreadBody {
+    /// Puts the body behind a shared slot, for requests that may carry one.
+    fn watch(req: &mut Request) -> Option<Self> {
+        if !may_have_body(req) {
+            return None;
+        }
+        let inner: BodyStream = Box::pin(req.take_body().into_bytes_stream());
+        let rest = Arc::new(Mutex::new(Some(inner)));
+        let shared = Arc::clone(&rest);
+        let seen = futures_util::stream::poll_fn(move |cx| {
+            let mut slot = shared.lock();
+            let Some(body) = slot.as_mut() else { return Poll::Ready(None) };
+            let next = body.as_mut().poll_next(cx);
+            if matches!(next, Poll::Ready(None)) {
+                // Read to the end: nothing left to deal with.
+                *slot = None;
+            }
+            next
+        });
+        req.set_body(Body::from_bytes_stream(seen));
+        Some(Self { rest, version: req.version() })
+    }
+
+    /// Deals with what the layers below left of the body.
+    async fn settle(self, resp: &mut Response) {
+        let Some(rest) = self.rest.lock().take() else { return };
+        if self.version >= Version::HTTP_2 {
+            // A stream of its own: answer it in full, then let the body go — the HTTP/2 layer
+            // resets the stream with NO_ERROR once the answer is complete (RFC 9113 §8.1),
+            // which tells the client to stop sending without failing the response.
+            let mut body = Box::pin(resp.take_body().into_bytes_stream());
+            let held = futures_util::stream::poll_fn(move |cx| {
+                let _until_answered = &rest;
+                body.as_mut().poll_next(cx)
+            });
+            resp.set_body(Body::from_bytes_stream(held));
+            return;
+        }
+        // HTTP/1.1, as nginx's lingering close: read and discard what the client still sends
+        // (bounded in bytes and time), then answer and close the connection.
+        let (read, finished) = drain(rest).await;
+        if read > 0 || !finished {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+}
+
+/// A body is possible: a length above zero, chunked framing, or an HTTP/2 write without a
+/// length (its DATA frames carry no framing header to look at).
+fn may_have_body(req: &Request) -> bool {
+    let headers = req.headers();
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    match headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
+        Some(len) => len.trim() != "0",
+        None => {
+            req.version() >= Version::HTTP_2
+                && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        }
+    }
+}
+
+/// Reads and discards `rest` up to [`DRAIN_MAX_BYTES`] within [`DRAIN_MAX_TIME`]; returns the
+/// bytes read and whether the body ended.
+async fn drain(mut rest: BodyStream) -> (u64, bool) {
+    let deadline = tokio::time::Instant::now() + DRAIN_MAX_TIME;
+    let mut read = 0u64;
+    loop {
+        match tokio::time::timeout_at(deadline, rest.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                read = read.saturating_add(chunk.len() as u64);
+                if read > DRAIN_MAX_BYTES {
+                    return (read, false);
+                }
+            }
+            Ok(None) => return (read, true),
+            Ok(Some(Err(_))) | Err(_) => return (read, false),
+        }
     }
 }
 

@@ -142,3 +142,49 @@ async fn a_handler_over_the_time_limit_is_a_504() {
     assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body_json(resp).await["code"], "TIMEOUT");
 }
+
+/// A body of `n` chunks of `size` bytes, counted as they are read.
+fn counted(n: usize, size: usize, read: &Arc<AtomicUsize>) -> Body {
+    let read = Arc::clone(read);
+    Body::from_bytes_stream(futures_util::stream::iter((0..n).map(move |_| {
+        read.fetch_add(size, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'a'; size]))
+    })))
+}
+
+/// An HTTP/1.1 request answered before its body was read: the rest is read and thrown away
+/// before the answer, which closes the connection (else the client, still sending, is reset
+/// and never reads the 413). Over HTTP/2 the body is left to the stream reset, unread.
+#[tokio::test]
+async fn an_early_answer_drains_the_body_over_http1_and_not_over_http2() {
+    let edge = edge();
+    for (version, drained, close) in
+        [(poem::http::Version::HTTP_11, 100_000, true), (poem::http::Version::HTTP_2, 0, false)]
+    {
+        let read = Arc::new(AtomicUsize::new(0));
+        let req = Request::builder()
+            .method(Method::POST)
+            .version(version)
+            .uri_str("/echo")
+            .content_type("application/json")
+            .header("content-length", "100000")
+            .body(counted(100, 1000, &read));
+        let resp = edge.call(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(read.load(Ordering::SeqCst), drained, "{version:?}");
+        assert_eq!(resp.headers().get("connection").is_some_and(|v| v == "close"), close);
+        assert_eq!(body_json(resp).await["code"], "PAYLOAD_TOO_LARGE");
+    }
+    // A body read in full keeps the connection.
+    let read = Arc::new(AtomicUsize::new(0));
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri_str("/echo")
+        .content_type("text/csv")
+        .header("content-length", "50")
+        .body(counted(2, 25, &read));
+    let resp = edge.call(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("connection").is_none());
+    assert_eq!(read.load(Ordering::SeqCst), 50);
+}

@@ -9,6 +9,11 @@ use crate::domain::{Error, ErrorCode};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 pub const MAX_PAGE_SIZE: u64 = 1000;
+/// The deepest row a page may reach (`page × page_size`). Deeper pages are refused before any
+/// search: an offset costs the search memory and time in proportion to its depth (tantivy's
+/// top-k collector pre-allocates `offset + limit` slots), and no client pages 100 000 rows
+/// deep — it filters. The index layer enforces the same bound on its own.
+pub const MAX_DEPTH: u64 = crate::logs::index::MAX_WINDOW as u64;
 
 /// One page of a list.
 #[derive(Debug, Object)]
@@ -30,7 +35,8 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    /// Validates the query values: `page` ≥ 1, 1 ≤ `page_size` ≤ 1000 (400 otherwise).
+    /// Validates the query values: `page` ≥ 1, 1 ≤ `page_size` ≤ 1000, and the page ends at most
+    /// [`MAX_DEPTH`] rows deep (400 otherwise).
     pub fn new(page: Option<u64>, page_size: Option<u64>) -> Result<Self, ApiError> {
         let page = page.unwrap_or(1);
         let page_size = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
@@ -44,9 +50,17 @@ impl PageRequest {
             )
             .into());
         }
+        if page.saturating_mul(page_size) > MAX_DEPTH {
+            return Err(Error::invalid(
+                "page",
+                format!("Pages end at most {MAX_DEPTH} rows deep; narrow the filters instead."),
+            )
+            .into());
+        }
         Ok(Self { page, page_size })
     }
 
+    /// Bounded by [`MAX_DEPTH`] (checked in [`PageRequest::new`]).
     pub fn offset(&self) -> usize {
         usize::try_from((self.page - 1).saturating_mul(self.page_size)).unwrap_or(usize::MAX)
     }
@@ -156,6 +170,18 @@ mod tests {
         assert!(PageRequest::new(None, Some(1001)).is_err());
         let p = PageRequest::new(Some(3), Some(10)).unwrap();
         assert_eq!((p.offset(), p.limit()), (20, 10));
+    }
+
+    #[test]
+    fn deep_pages_are_refused_with_saturating_arithmetic() {
+        assert!(PageRequest::new(Some(100), Some(1000)).is_ok());
+        assert!(PageRequest::new(Some(5000), None).is_ok());
+        for (page, size) in [(101, 1000), (5001, 20), (10_000_000_000, 1000), (u64::MAX, 1000)] {
+            let err = PageRequest::new(Some(page), Some(size)).unwrap_err();
+            assert_eq!(err.0.code, ErrorCode::Invalid);
+            assert!(err.0.details.unwrap().get("page").is_some());
+        }
+        assert!(PageRequest::new(Some(u64::MAX), Some(1)).is_err());
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! `Principal` the auth layer leaves in the response data and the operation from poem-openapi's
 //! `OperationId`; it never records headers, query strings or bodies, and masks keys in paths.
 //! A drop guard records requests that never produced a response (timed out, client gone, panic).
+//! Refusals of anonymous requests (a 4xx with no credential resolved: bad or missing
+//! credentials, unknown routes, rate limits) are counted per client, route, status and minute
+//! into one record each (see `logs::refusals`), so unauthenticated traffic cannot turn into
+//! one stored row per request.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -212,7 +216,11 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
             }
         }
         self.fill(&mut rec, &mut resp, started).await;
-        self.logs.log(rec).await;
+        if is_anonymous_refusal(&rec) {
+            self.logs.log_refused(rec).await;
+        } else {
+            self.logs.log(rec).await;
+        }
         Ok(resp)
     }
 }
@@ -245,6 +253,11 @@ impl<E> RequestLogLayer<E> {
         }
         rec.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     }
+}
+
+/// A client error answered to a request whose credential (if any) was never resolved.
+fn is_anonymous_refusal(rec: &RequestLog) -> bool {
+    !rec.is_authenticated && rec.http_status.is_some_and(|s| (400..500).contains(&s))
 }
 
 /// The `error` field of a JSON error body (the body is put back untouched).

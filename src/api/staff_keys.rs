@@ -1,5 +1,7 @@
 //! django-cfg's staff views of every API key: `GET /api/grpc/api-keys/`, `…/{id}/`,
-//! `…/stats/` (also served under `/cfg/grpc/api-keys/…`, outside the document).
+//! `…/stats/` (also served under `/cfg/grpc/api-keys/…`, outside the document), plus the one
+//! thing staff set on a key here: whether it may report calls to the monitor
+//! (`PATCH …/{id}/ {"ingest": true}`; django-cfg does this in its admin).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,16 +13,18 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use crate::api::api_keys::with_pending;
+use crate::api::auth::client_ip;
 use crate::api::error::ApiResult;
 use crate::api::paging::{Page, PageRequest};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::app::AppState;
 use crate::domain::api_keys::{self, StaffFilter};
+use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::credentials::ApiKey;
-use crate::domain::{rfc3339_from_unix, unix_now, Error};
+use crate::domain::{rfc3339_from_unix, unix_now, Error, Principal};
 use crate::store::tables::{API_KEYS, USERS};
-use crate::store::{ReadTx, Reader as _};
+use crate::store::{ReadTx, Reader as _, WriteTx, Writer as _};
 
 pub struct StaffApiKeysApi;
 
@@ -43,6 +47,55 @@ pub struct StaffApiKey {
     pub created_at: String,
     /// The creator's username.
     pub created_by: Option<String>,
+}
+
+/// `PATCH /api/grpc/api-keys/{id}/`.
+#[derive(Debug, Object)]
+#[oai(rename = "GrpcApiKeyUpdate")]
+pub struct StaffApiKeyUpdate {
+    /// May this key report calls (`POST /api/grpc/monitor/requests/`)?
+    pub ingest: bool,
+}
+
+/// A key's ingest setting, as staff set it.
+#[derive(Debug, Object)]
+#[oai(rename = "GrpcApiKeyIngest")]
+pub struct StaffApiKeyIngest {
+    pub id: u64,
+    pub name: String,
+    pub key_type: String,
+    pub is_active: bool,
+    pub ingest: bool,
+}
+
+/// Sets whether key `id` may report calls, audited. Staff only.
+fn set_ingest(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    id: u64,
+    ingest: bool,
+) -> Result<ApiKey, Error> {
+    p.require_staff()?;
+    let mut k = tx.get(API_KEYS, id)?.ok_or_else(|| Error::not_found("API key"))?;
+    if k.ingest == ingest {
+        return Ok(k);
+    }
+    k.ingest = ingest;
+    k.updated_at = unix_now();
+    tx.put(API_KEYS, id, &k)?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: k.organization,
+            action: "api_key_updated",
+            target_type: "api_key",
+            target_id: id.to_string(),
+            details: serde_json::json!({"name": k.name, "ingest": ingest}),
+        },
+    )?;
+    Ok(k)
 }
 
 #[derive(Debug, Object)]
@@ -83,7 +136,8 @@ fn staff_view(tx: &ReadTx, state: &AppState, k: ApiKey) -> Result<StaffApiKey, E
 
 #[OpenApi(tag = "ApiTags::ApiKeys")]
 impl StaffApiKeysApi {
-    /// Every API key (staff only), newest first; filters `is_active`, `key_type`, `user_id`.
+    /// Every API key (staff only), newest first; filters `is_active`, `key_type`, `user_id`,
+    /// `ingest`.
     #[oai(path = "/api/grpc/api-keys/", method = "get", operation_id = "grpc_api_keys_list")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -94,20 +148,25 @@ impl StaffApiKeysApi {
         is_active: Query<Option<String>>,
         key_type: Query<Option<String>>,
         user_id: Query<Option<u64>>,
+        /// Only keys that may (`true`) or may not (`false`) report calls.
+        ingest: Query<Option<String>>,
         page: Query<Option<u64>>,
         page_size: Query<Option<u64>>,
     ) -> ApiResult<Json<Page<StaffApiKey>>> {
         let pr = PageRequest::new(page.0, page_size.0)?;
+        let truthy = |v: String| matches!(v.to_lowercase().as_str(), "true" | "1" | "yes");
         let filter = StaffFilter {
-            is_active: is_active
-                .0
-                .map(|v| matches!(v.to_lowercase().as_str(), "true" | "1" | "yes")),
+            is_active: is_active.0.map(truthy),
             key_type: key_type.0,
             user_id: user_id.0,
         };
+        let ingest = ingest.0.map(truthy);
         let p = auth.principal();
         let (total, results) = state.store.read(|tx| -> Result<_, Error> {
-            let all = api_keys::list_all(tx, p, &filter)?;
+            let mut all = api_keys::list_all(tx, p, &filter)?;
+            if let Some(want) = ingest {
+                all.retain(|k| k.ingest == want);
+            }
             let total = all.len() as u64;
             let page: Result<Vec<_>, Error> =
                 pr.slice(all).into_iter().map(|k| staff_view(tx, &state, k)).collect();
@@ -164,5 +223,33 @@ impl StaffApiKeysApi {
             staff_view(tx, &state, k)
         })?;
         Ok(Json(v))
+    }
+
+    /// Allow or forbid a key to report calls to the monitor (staff only, audited).
+    #[oai(
+        path = "/api/grpc/api-keys/:id/",
+        method = "patch",
+        operation_id = "grpc_api_keys_partial_update"
+    )]
+    async fn partial_update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        auth: Authenticated,
+        id: Path<u64>,
+        body: Json<StaffApiKeyUpdate>,
+    ) -> ApiResult<Json<StaffApiKeyIngest>> {
+        let p = auth.into_principal();
+        p.require_staff()?;
+        let actor = Actor::from_principal(&p, client_ip(req));
+        let (id, ingest) = (id.0, body.0.ingest);
+        let k = state.store.write(move |tx| set_ingest(tx, &p, &actor, id, ingest)).await?;
+        Ok(Json(StaffApiKeyIngest {
+            id: k.id,
+            name: k.name,
+            key_type: k.key_type,
+            is_active: k.is_active,
+            ingest: k.ingest,
+        }))
     }
 }

@@ -152,6 +152,7 @@ pub fn create(
             request_count: 0,
             last_used_at: None,
         }],
+        ingest: false,
     };
     tx.put(API_KEYS, id, &key)?;
     tx.link(USER_API_KEYS, p.user_id, id)?;

@@ -96,6 +96,9 @@ pub struct ApiKey {
     pub updated_at: i64,
     pub created_by: Option<u64>,
     pub versions: Vec<ApiKeyVersion>,
+    /// Staff allowed this key to report calls to the monitor (ingest).
+    #[serde(default)]
+    pub ingest: bool,
 }
 
 impl ApiKey {

@@ -159,21 +159,23 @@ impl Default for Agg {
 }
 
 impl Agg {
+    /// Adds a record as the `count` requests it stands for (each with its duration).
     pub fn add_record(&mut self, r: &RequestLog) {
-        self.total += 1;
+        let n = r.count.max(1);
+        self.total += n;
         match &*r.status {
-            "success" => self.success += 1,
-            "error" => self.error += 1,
-            "timeout" => self.timeout += 1,
-            "cancelled" => self.cancelled += 1,
+            "success" => self.success += n,
+            "error" => self.error += n,
+            "timeout" => self.timeout += n,
+            "cancelled" => self.cancelled += n,
             _ => {}
         }
-        self.sum_ms = self.sum_ms.saturating_add(r.duration_ms);
+        self.sum_ms = self.sum_ms.saturating_add(r.duration_ms.saturating_mul(n));
         self.min_ms = self.min_ms.min(r.duration_ms);
         self.max_ms = self.max_ms.max(r.duration_ms);
         self.last_at = Some(self.last_at.map_or(r.created_at, |l| l.max(r.created_at)));
         if let Some(slot) = self.hist.get_mut(bin_of(r.duration_ms)) {
-            *slot += 1;
+            *slot += n;
         }
     }
 

@@ -1,8 +1,11 @@
 //! The tantivy index of request and audit records: a derived cache of redb. One schema for
 //! both kinds (`kind` tells them apart); no stored fields — a hit's `order` fast field
-//! (`created << 32 | id`) sorts newest first and carries the record id, and the record itself is
-//! read from redb. The commit payload holds the schema version and the redb sequence numbers
-//! indexed so far (see STYLE.md §4.8).
+//! (`created << 32 | low half of the id`) sorts newest first, its `id` fast field gives the full
+//! 64-bit record id, and the record itself is read from redb. The commit payload holds the
+//! schema version and the redb sequence numbers indexed so far (see STYLE.md §4.8).
+//!
+//! Searches are bounded: a page ends at most [`MAX_WINDOW`] hits deep, and a page that starts
+//! past the last hit is answered from a count, without collecting anything.
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,10 @@ use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST,
 };
-use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
+    Term,
+};
 
 use super::record::RequestLog;
 use crate::domain::audit::AuditRecord;
@@ -25,7 +31,14 @@ use crate::domain::audit::AuditRecord;
 /// 2: `created` is a fast field only (range filters and pruning read the fast field anyway),
 /// no field norms, and `text` keeps doc ids only (no frequencies or positions): nothing scores,
 /// and every search term is an exact-term match.
-pub const SCHEMA_VERSION: u64 = 2;
+/// 3: the full 64-bit record id in its own `id` fast field (`order` kept only the low 32 bits,
+/// so past 2^32 records a hit named the wrong row).
+pub const SCHEMA_VERSION: u64 = 3;
+
+/// The deepest hit a search may reach (`offset + limit`). tantivy's top-k collector reserves
+/// room for twice that many hits per segment before it looks at a document, so an unbounded
+/// offset is an unbounded allocation (an abort, not an error, when it fails).
+pub const MAX_WINDOW: usize = 100_000;
 const KIND_REQUEST: u64 = 0;
 const KIND_AUDIT: u64 = 1;
 
@@ -43,6 +56,7 @@ pub struct Watermark {
 pub(super) struct Fields {
     kind: Field,
     order: Field,
+    id: Field,
     created: Field,
     service: Field,
     method: Field,
@@ -77,6 +91,7 @@ pub(super) fn schema() -> (Schema, Fields) {
     let f = Fields {
         kind: b.add_u64_field("kind", id()),
         order: b.add_u64_field("order", FAST),
+        id: b.add_u64_field("id", FAST),
         created: b.add_i64_field("created", FAST),
         service: b.add_text_field("service", raw()),
         method: b.add_text_field("method", raw()),
@@ -91,7 +106,8 @@ pub(super) fn schema() -> (Schema, Fields) {
     (b.build(), f)
 }
 
-/// `created << 32 | id`: sorts by time, then id; the low half gives the id back.
+/// `created << 32 | low half of id`: one u64 that sorts by time, then (within a second) by id,
+/// cheaper to collect on than a pair of keys. Not the id: that is the `id` field.
 fn order_key(created: i64, id: u64) -> u64 {
     let created = u64::try_from(created.clamp(0, i64::from(u32::MAX))).unwrap_or(0);
     (created << 32) | (id & 0xFFFF_FFFF)
@@ -132,6 +148,25 @@ pub struct AuditFilter {
     pub from: Option<i64>,
     pub to: Option<i64>,
     pub search: Option<String>,
+}
+
+impl AuditFilter {
+    /// Whether `a` may be shown under this filter (all but `search`): the list checks each row
+    /// it reads back, so a wrong hit from the index can never show a row outside the scope.
+    pub fn admits(&self, a: &AuditRecord) -> bool {
+        let in_scope = match &self.scope {
+            AuditScope::All => true,
+            AuditScope::Limited { user, orgs } => {
+                a.user_id == Some(*user) || a.organization_id.is_some_and(|o| orgs.contains(&o))
+            }
+        };
+        in_scope
+            && self.user.is_none_or(|u| a.user_id == Some(u))
+            && self.action.as_deref().is_none_or(|x| x == a.action)
+            && self.target_type.as_deref().is_none_or(|x| x == a.target_type)
+            && self.from.is_none_or(|f| a.timestamp >= f)
+            && self.to.is_none_or(|t| a.timestamp <= t)
+    }
 }
 
 /// Request records added to the index writer but not yet committed, shared with the writer
@@ -190,6 +225,24 @@ pub enum IndexError {
     Tantivy(#[from] tantivy::TantivyError),
     #[error("search index directory {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("a page may end at most {MAX_WINDOW} rows deep")]
+    TooDeep,
+}
+
+/// Refuses a window past [`MAX_WINDOW`] before any search work.
+fn check_window(offset: usize, limit: usize) -> Result<(), IndexError> {
+    if offset.saturating_add(limit) > MAX_WINDOW {
+        return Err(IndexError::TooDeep);
+    }
+    Ok(())
+}
+
+/// Where a hit of the request list comes from: a pending record (its id known) or an indexed
+/// document (its id read from the `id` fast field once the page is chosen).
+#[derive(Debug, Clone, Copy)]
+enum Hit {
+    Pending(u64),
+    Doc(DocAddress),
 }
 
 impl LogIndex {
@@ -329,6 +382,7 @@ impl LogIndex {
         let mut d = TantivyDocument::new();
         d.add_u64(f.kind, KIND_REQUEST);
         d.add_u64(f.order, order_key(r.created_at, id));
+        d.add_u64(f.id, id);
         d.add_i64(f.created, r.created_at);
         d.add_text(f.service, &r.service_name);
         d.add_text(f.method, &r.method_name);
@@ -353,6 +407,7 @@ impl LogIndex {
         let mut d = TantivyDocument::new();
         d.add_u64(f.kind, KIND_AUDIT);
         d.add_u64(f.order, order_key(a.timestamp, a.id));
+        d.add_u64(f.id, a.id);
         d.add_i64(f.created, a.timestamp);
         if let Some(u) = a.user_id {
             d.add_u64(f.user, u);
@@ -446,49 +501,122 @@ impl LogIndex {
         BooleanQuery::new(c)
     }
 
+    /// The newest `limit` hits after skipping `offset`, as (order key, document). The window is
+    /// checked by the callers; the count they hold says it is worth collecting.
+    fn top(
+        searcher: &Searcher,
+        q: &dyn Query,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(u64, DocAddress)>, IndexError> {
+        let top = TopDocs::with_limit(limit.max(1))
+            .and_offset(offset)
+            .order_by_u64_field("order", Order::Desc);
+        let hits = searcher.search(q, &top)?;
+        Ok(hits.into_iter().filter_map(|(order, doc)| order.map(|o| (o, doc))).collect())
+    }
+
+    /// The full record ids of `docs`, read from the `id` fast field (one column per segment);
+    /// `None` for a document without one (none of this schema's).
+    fn ids_of(
+        searcher: &Searcher,
+        docs: impl Iterator<Item = DocAddress>,
+    ) -> Result<Vec<Option<u64>>, IndexError> {
+        let mut columns = std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for doc in docs {
+            let column = match columns.entry(doc.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(searcher.segment_reader(doc.segment_ord).fast_fields().u64("id")?)
+                }
+            };
+            out.push(column.first(doc.doc_id));
+        }
+        Ok(out)
+    }
+
+    /// Matching ids of `q`, newest first, and the total count: page 1 in one pass; a later page
+    /// counts first and collects only when it starts before the last hit.
     fn run(
         &self,
         q: &dyn Query,
         offset: usize,
         limit: usize,
     ) -> Result<(u64, Vec<u64>), IndexError> {
+        check_window(offset, limit)?;
         let searcher = self.reader.searcher();
-        let top = TopDocs::with_limit(limit.max(1))
-            .and_offset(offset)
-            .order_by_u64_field("order", Order::Desc);
-        let (count, hits) = searcher.search(q, &(Count, top))?;
-        let ids =
-            hits.into_iter().filter_map(|(order, _)| order.map(|o| o & 0xFFFF_FFFF)).collect();
-        Ok((count as u64, ids))
+        let (count, hits) = if offset == 0 {
+            let top = TopDocs::with_limit(limit.max(1)).order_by_u64_field("order", Order::Desc);
+            let (count, hits) = searcher.search(q, &(Count, top))?;
+            (count as u64, hits.into_iter().filter(|(o, _)| o.is_some()).map(|(_, d)| d).collect())
+        } else {
+            let count = searcher.search(q, &Count)? as u64;
+            if offset as u64 >= count {
+                return Ok((count, Vec::new()));
+            }
+            let hits: Vec<DocAddress> =
+                Self::top(&searcher, q, offset, limit)?.into_iter().map(|(_, d)| d).collect();
+            (count, hits)
+        };
+        let ids = Self::ids_of(&searcher, hits.into_iter().take(limit))?;
+        Ok((count, ids.into_iter().flatten().collect()))
     }
 
-    /// Matching request ids, newest first, and the total count.
+    /// Matching request ids, newest first, and the total count (indexed plus pending records).
     pub fn search_requests(
         &self,
         q: &RequestFilter,
         offset: usize,
         limit: usize,
     ) -> Result<(u64, Vec<u64>), IndexError> {
+        check_window(offset, limit)?;
         let words = q.search.as_deref().map(|s| self.tokens(s)).unwrap_or_default();
-        let (searcher, mut orders) = {
+        let (searcher, mut hits) = {
             let pending = self.pending.lock();
-            let found: Vec<u64> = pending
+            let found: Vec<(u64, Hit)> = pending
                 .chunks
                 .iter()
                 .flat_map(Pending::iter)
                 .filter(|(_, r)| self.matches(r, q, &words))
-                .map(|(id, r)| order_key(r.created_at, id))
+                .map(|(id, r)| (order_key(r.created_at, id), Hit::Pending(id)))
                 .collect();
             (self.reader.searcher(), found)
         };
-        let pending_count = orders.len() as u64;
+        let pending_count = hits.len() as u64;
+        let query = self.request_query(q);
         let want = offset.saturating_add(limit).max(1);
         let top = TopDocs::with_limit(want).order_by_u64_field("order", Order::Desc);
-        let (count, hits) = searcher.search(&self.request_query(q), &(Count, top))?;
-        orders.extend(hits.into_iter().filter_map(|(order, _)| order));
-        orders.sort_unstable_by(|a, b| b.cmp(a));
-        let ids = orders.into_iter().skip(offset).take(limit).map(|o| o & 0xFFFF_FFFF).collect();
-        Ok((count as u64 + pending_count, ids))
+        let (count, indexed) = if offset == 0 {
+            let (count, indexed) = searcher.search(&query, &(Count, top))?;
+            (count as u64, indexed)
+        } else {
+            let count = searcher.search(&query, &Count)? as u64;
+            if offset as u64 >= count + pending_count {
+                return Ok((count + pending_count, Vec::new()));
+            }
+            (count, searcher.search(&query, &top)?)
+        };
+        hits.extend(indexed.into_iter().filter_map(|(o, d)| o.map(|o| (o, Hit::Doc(d)))));
+        hits.sort_unstable_by_key(|h| std::cmp::Reverse(h.0));
+        let page: Vec<Hit> = hits.into_iter().skip(offset).take(limit).map(|(_, h)| h).collect();
+        // Ids of the page's indexed hits, read in one go, then put back in page order.
+        let docs: Vec<DocAddress> = page
+            .iter()
+            .filter_map(|h| match h {
+                Hit::Doc(d) => Some(*d),
+                Hit::Pending(_) => None,
+            })
+            .collect();
+        let mut doc_ids = Self::ids_of(&searcher, docs.into_iter())?.into_iter();
+        let ids = page
+            .into_iter()
+            .filter_map(|h| match h {
+                Hit::Pending(id) => Some(id),
+                Hit::Doc(_) => doc_ids.next().flatten(),
+            })
+            .collect();
+        Ok((count + pending_count, ids))
     }
 
     /// Matching audit ids, newest first, and the total count.

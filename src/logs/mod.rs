@@ -5,8 +5,11 @@
 //! arrived, so a client sees its own previous call.
 
 mod agg;
+pub mod disk;
 pub mod index;
+pub mod quota;
 pub mod record;
+pub mod refusals;
 pub mod retention;
 pub mod rollups;
 pub mod stats;
@@ -35,8 +38,33 @@ const VISIBLE_WAIT: Duration = Duration::from_secs(5);
 
 enum Msg {
     Request(Box<RequestLog>),
-    Ingest(Vec<RequestLog>, oneshot::Sender<Result<Vec<u64>, String>>),
-    Prune { requests_before: i64, audit_before: Option<i64> },
+    /// Records of Gatehouse's own requests written together (aggregated refusals).
+    Requests(Vec<RequestLog>),
+    Ingest(Vec<RequestLog>, Option<IngestQuota>, oneshot::Sender<Result<Vec<u64>, IngestFailure>>),
+    Prune {
+        requests_before: i64,
+        audit_before: Option<i64>,
+    },
+}
+
+/// Whose daily allowance a reported batch counts against, and how large it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestQuota {
+    /// `key:<id>` or `user:<id>`.
+    pub subject: String,
+    /// Records per UTC day.
+    pub per_day: u64,
+}
+
+/// Why a reported batch was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestFailure {
+    /// The batch does not fit what is left of today's allowance.
+    Quota {
+        used: u64,
+        per_day: u64,
+    },
+    Write(String),
 }
 
 /// What the index shows: messages handled and sequences searchable.
@@ -74,6 +102,8 @@ pub struct LogService {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub counters: Arc<Counters>,
     pub config: LogsConfig,
+    refusals: Arc<refusals::Refusals>,
+    pub disk: Arc<disk::DiskGuard>,
 }
 
 impl LogService {
@@ -107,6 +137,9 @@ impl LogService {
         let hurry = Arc::new(Notify::new());
         let stop = Arc::new(Notify::new());
         let stopping = Arc::new(AtomicBool::new(false));
+        let refusals = Arc::new(refusals::Refusals::default());
+        let disk = Arc::new(disk::DiskGuard::new(data_dir.to_path_buf(), config.min_free_disk_mb));
+        disk.check();
         let w = writer::LogWriter::new(writer::Parts {
             store: store.clone(),
             index: Arc::clone(&index),
@@ -120,6 +153,8 @@ impl LogService {
             watermark: wm,
             index_memory: usize::try_from(config.index_memory_mb.clamp(15, 4000) << 20)
                 .unwrap_or(64 << 20),
+            refusals: Arc::clone(&refusals),
+            disk: Arc::clone(&disk),
         })?;
         let thread = std::thread::Builder::new()
             .name("gatehouse-logs".into())
@@ -138,6 +173,8 @@ impl LogService {
             thread: Mutex::new(Some(thread)),
             counters,
             config: config.clone(),
+            refusals,
+            disk,
         }))
     }
 
@@ -161,14 +198,44 @@ impl LogService {
     }
 
     /// Queues one request record; waits only if the channel is full (briefly, then drops it).
+    /// Nothing is stored while disk space is low.
     pub async fn log(&self, rec: RequestLog) {
+        if self.disk.is_low() {
+            self.disk.drop_one();
+            return;
+        }
         if !self.send(Msg::Request(Box::new(rec))).await {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
+    /// Counts a refused anonymous request into its (client, route, status, minute) group
+    /// instead of storing it on its own (see [`refusals`]).
+    pub async fn log_refused(&self, rec: RequestLog) {
+        if self.disk.is_low() {
+            self.disk.drop_one();
+            return;
+        }
+        let flush = self.refusals.add(rec);
+        self.send_requests(flush).await;
+    }
+
+    async fn send_requests(&self, records: Vec<RequestLog>) {
+        if records.is_empty() {
+            return;
+        }
+        let n = records.len() as u64;
+        if !self.send(Msg::Requests(records)).await {
+            self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     /// Queues a record without waiting (for code that cannot wait, e.g. a drop guard).
     pub fn log_now(&self, rec: RequestLog) {
+        if self.disk.is_low() {
+            self.disk.drop_one();
+            return;
+        }
         if self.sender.try_send(Msg::Request(Box::new(rec))).is_ok() {
             self.enqueued.fetch_add(1, Ordering::SeqCst);
         } else {
@@ -178,10 +245,29 @@ impl LogService {
 
     /// Stores reported records durably; returns their ids (in order).
     pub async fn ingest(&self, records: Vec<RequestLog>) -> Result<Vec<u64>, crate::domain::Error> {
+        self.ingest_within(records, None).await
+    }
+
+    /// Stores reported records durably if they fit `quota` (all or none: the writer checks and
+    /// counts the allowance in the transaction that stores them); returns their ids.
+    pub async fn ingest_within(
+        &self,
+        records: Vec<RequestLog>,
+        quota: Option<IngestQuota>,
+    ) -> Result<Vec<u64>, crate::domain::Error> {
+        use crate::domain::{Error, ErrorCode};
+        if self.disk.is_low() {
+            let mut e = Error::new(
+                ErrorCode::RateLimited,
+                "Disk space is low; reported calls are not stored until space is freed.",
+            );
+            e.retry_after = Some(60);
+            return Err(e);
+        }
         let (tx, rx) = oneshot::channel();
-        if !self.send(Msg::Ingest(records, tx)).await {
-            return Err(crate::domain::Error::new(
-                crate::domain::ErrorCode::RateLimited,
+        if !self.send(Msg::Ingest(records, quota, tx)).await {
+            return Err(Error::new(
+                ErrorCode::RateLimited,
                 "The request log is busy; retry shortly.",
             ));
         }
@@ -189,8 +275,9 @@ impl LogService {
         self.hurry.notify_one();
         match rx.await {
             Ok(Ok(ids)) => Ok(ids),
-            Ok(Err(e)) => Err(crate::domain::Error::internal(e)),
-            Err(_) => Err(crate::domain::Error::internal("request log writer stopped")),
+            Ok(Err(IngestFailure::Quota { used, per_day })) => Err(quota::exceeded(used, per_day)),
+            Ok(Err(IngestFailure::Write(e))) => Err(Error::internal(e)),
+            Err(_) => Err(Error::internal("request log writer stopped")),
         }
     }
 
@@ -202,6 +289,8 @@ impl LogService {
     /// Waits (bounded) until every request record queued or stored before this call is
     /// searchable (in the index or its pending set; no index commit needed).
     pub async fn wait_requests_visible(&self) {
+        // Aggregated refusals still being counted are written now, so the list shows them.
+        self.send_requests(self.refusals.take_all()).await;
         let enqueued = self.enqueued.load(Ordering::SeqCst);
         let last = self.store.read(|tx| tx.last_key(REQUEST_LOGS)).ok().flatten().unwrap_or(0);
         let done = move |p: &Progress| p.processed >= enqueued && p.request_seq >= last;
@@ -242,7 +331,7 @@ impl LogService {
             tokio::task::spawn_blocking(move || index.search_requests(&filter, offset, limit))
                 .await
                 .map_err(|e| crate::domain::Error::internal(e.to_string()))?
-                .map_err(|e| crate::domain::Error::internal(e.to_string()))?;
+                .map_err(search_error)?;
         let records = self.store.read(|tx| {
             let mut out = Vec::with_capacity(ids.len());
             for id in &ids {
@@ -264,16 +353,19 @@ impl LogService {
     ) -> Result<(u64, Vec<AuditRecord>), crate::domain::Error> {
         self.wait_audit_visible().await;
         let index = Arc::clone(&self.index);
+        let scope = filter.clone();
         let (count, ids) =
             tokio::task::spawn_blocking(move || index.search_audit(&filter, offset, limit))
                 .await
                 .map_err(|e| crate::domain::Error::internal(e.to_string()))?
-                .map_err(|e| crate::domain::Error::internal(e.to_string()))?;
+                .map_err(search_error)?;
         let records = self.store.read(|tx| {
             let mut out = Vec::with_capacity(ids.len());
             for id in &ids {
-                if let Some(r) = tx.get(AUDIT, *id)? {
-                    out.push(r);
+                match tx.get(AUDIT, *id)? {
+                    Some(r) if scope.admits(&r) => out.push(r),
+                    Some(_) => tracing::warn!(id, "search index hit outside the audit filter"),
+                    None => {}
                 }
             }
             Ok::<_, StoreError>(out)
@@ -290,6 +382,15 @@ impl LogService {
         if let Some(handle) = self.thread.lock().take() {
             let _ = handle.join();
         }
+    }
+}
+
+/// A search failure as the client sees it: too deep a page is the client's 400, anything else
+/// the server's own.
+fn search_error(e: IndexError) -> crate::domain::Error {
+    match e {
+        IndexError::TooDeep => crate::domain::Error::invalid("page", e.to_string()),
+        e => crate::domain::Error::internal(e.to_string()),
     }
 }
 

@@ -20,7 +20,9 @@ pub fn known_or_owned(s: &str, known: &[&'static str]) -> Text {
 }
 
 /// One logged call: a request to Gatehouse itself or a call reported by a team's gRPC service.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+/// A record may stand for several refused anonymous requests of one address, route and minute
+/// (`count`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RequestLog {
     /// The sequence number (`request_log`), assigned by the writer.
     #[serde(rename = "i")]
@@ -61,6 +63,55 @@ pub struct RequestLog {
     pub path: String,
     #[serde(rename = "hs", default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
+    /// How many requests this record stands for (1, or more for aggregated refusals).
+    #[serde(rename = "n", default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
+    /// Reported records: the user whose credential reported them (staff or a key's owner).
+    #[serde(rename = "bu", default, skip_serializing_if = "Option::is_none")]
+    pub ingested_by_user_id: Option<u64>,
+    /// Reported records: the API key that reported them, if a key did.
+    #[serde(rename = "bk", default, skip_serializing_if = "Option::is_none")]
+    pub ingested_by_key_id: Option<u64>,
+    #[serde(rename = "bkn", default, skip_serializing_if = "String::is_empty")]
+    pub ingested_by_key_name: String,
+}
+
+impl Default for RequestLog {
+    fn default() -> Self {
+        Self {
+            id: 0,
+            request_id: String::new(),
+            service_name: Text::default(),
+            method_name: Text::default(),
+            status: Text::default(),
+            duration_ms: 0,
+            grpc_status_code: Text::default(),
+            error_message: String::new(),
+            created_at: 0,
+            client_ip: String::new(),
+            user_id: None,
+            username: String::new(),
+            is_authenticated: false,
+            api_key_id: None,
+            api_key_name: String::new(),
+            http_method: Text::default(),
+            path: String::new(),
+            http_status: None,
+            count: 1,
+            ingested_by_user_id: None,
+            ingested_by_key_id: None,
+            ingested_by_key_name: String::new(),
+        }
+    }
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 fn is_empty(t: &Text) -> bool {
@@ -72,17 +123,26 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// Version 2 body (version 1 was the JSON with short names, still read): a flags byte
-/// (user id, API key id, HTTP status present; authenticated), then the fields in declaration
-/// order — numbers as varints (`created_at` zig-zag), strings length-prefixed, absent options
-/// left out. Roughly half the JSON's size and a fraction of its encoding time, which the writer
-/// pays for every logged request.
+/// Version 3 body (version 2 is the same without the tail, version 1 the JSON with short names;
+/// both still read): a flags byte (user id, API key id, HTTP status present; authenticated;
+/// count, reporting user, reporting key present), then the fields in declaration order —
+/// numbers as varints (`created_at` zig-zag), strings length-prefixed, absent options left out.
+/// Roughly half the JSON's size and a fraction of its encoding time, which the writer pays for
+/// every logged request; a plain record of Gatehouse's own has no tail and costs what it did.
 impl Record for RequestLog {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
     const NAME: &'static str = "request_logs";
 
     // Version 1: the same fields as JSON.
     const JSON_UNTIL: u8 = 1;
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
+        match version {
+            1 => serde_json::from_slice(body).map_err(|e| StoreError::codec(Self::NAME, e)),
+            2 => Self::read_binary(body, false),
+            v => Err(StoreError::codec(Self::NAME, format!("unknown record version {v}"))),
+        }
+    }
 
     fn write_body(&self, out: &mut Vec<u8>) -> Result<(), StoreError> {
         self.encode_body_as(self.id, out);
@@ -90,8 +150,28 @@ impl Record for RequestLog {
     }
 
     fn read_body(body: &[u8]) -> Result<Self, StoreError> {
+        Self::read_binary(body, true)
+    }
+}
+
+const F_USER: u8 = 1;
+const F_KEY: u8 = 2;
+const F_HTTP_STATUS: u8 = 4;
+const F_AUTHENTICATED: u8 = 8;
+// Version 3: the tail after the version 2 fields.
+const F_COUNT: u8 = 16;
+const F_BY_USER: u8 = 32;
+const F_BY_KEY: u8 = 64;
+const TAIL: u8 = F_COUNT | F_BY_USER | F_BY_KEY;
+
+impl RequestLog {
+    /// Reads a version 3 body, or (`tail` false) a version 2 one, which has no tail flags.
+    fn read_binary(body: &[u8], tail: bool) -> Result<Self, StoreError> {
         let mut r = binary::Reader::new(body, Self::NAME);
         let flags = r.u8()?;
+        if !tail && flags & TAIL != 0 {
+            return Err(r.error("version 3 flags in a version 2 record"));
+        }
         let has = |bit: u8| flags & bit != 0;
         let rec = RequestLog {
             id: r.u64()?,
@@ -116,19 +196,16 @@ impl Record for RequestLog {
             } else {
                 None
             },
+            count: if has(F_COUNT) { r.u64()? } else { 1 },
+            ingested_by_user_id: if has(F_BY_USER) { Some(r.u64()?) } else { None },
+            ingested_by_key_id: if has(F_BY_KEY) { Some(r.u64()?) } else { None },
+            ingested_by_key_name: if has(F_BY_KEY) { r.string()? } else { String::new() },
         };
         r.finish()?;
         Ok(rec)
     }
-}
 
-const F_USER: u8 = 1;
-const F_KEY: u8 = 2;
-const F_HTTP_STATUS: u8 = 4;
-const F_AUTHENTICATED: u8 = 8;
-
-impl RequestLog {
-    /// The version 2 body of this record as if its id were `id` (the writer assigns ids inside
+    /// The version 3 body of this record as if its id were `id` (the writer assigns ids inside
     /// the transaction and encodes without copying the record).
     pub fn encode_body_as(&self, id: u64, out: &mut Vec<u8>) {
         let mut flags = 0;
@@ -137,6 +214,9 @@ impl RequestLog {
             (self.api_key_id.is_some(), F_KEY),
             (self.http_status.is_some(), F_HTTP_STATUS),
             (self.is_authenticated, F_AUTHENTICATED),
+            (self.count != 1, F_COUNT),
+            (self.ingested_by_user_id.is_some(), F_BY_USER),
+            (self.ingested_by_key_id.is_some(), F_BY_KEY),
         ] {
             if set {
                 flags |= bit;
@@ -164,6 +244,16 @@ impl RequestLog {
         }
         if let Some(h) = self.http_status {
             put_u64(out, u64::from(h));
+        }
+        if self.count != 1 {
+            put_u64(out, self.count);
+        }
+        if let Some(u) = self.ingested_by_user_id {
+            put_u64(out, u);
+        }
+        if let Some(k) = self.ingested_by_key_id {
+            put_u64(out, k);
+            put_str(out, &self.ingested_by_key_name);
         }
     }
 
@@ -318,7 +408,7 @@ mod tests {
         assert_eq!(r.encode_as(7), bytes);
         let full = full_record();
         let bytes = crate::store::encode(&full).unwrap();
-        assert_eq!(bytes[0], 2);
+        assert_eq!(bytes[0], 3);
         assert_eq!(crate::store::decode::<RequestLog>(&bytes).unwrap(), full);
         let mut other = full.clone();
         other.id = 99;
@@ -352,7 +442,66 @@ mod tests {
             http_method: "GET".into(),
             path: "/api/projects/9/".into(),
             http_status: Some(404),
+            count: 1,
+            ingested_by_user_id: None,
+            ingested_by_key_id: None,
+            ingested_by_key_name: String::new(),
         }
+    }
+
+    /// The tail of version 3 (count, reporting user and key) round-trips, and every truncation
+    /// of it is an error.
+    #[test]
+    fn version_3_tail_round_trips() {
+        let r = RequestLog {
+            count: 200,
+            ingested_by_user_id: Some(9),
+            ingested_by_key_id: Some((1 << 40) + 3),
+            ingested_by_key_name: "reporter".into(),
+            ..full_record()
+        };
+        let bytes = crate::store::encode(&r).unwrap();
+        assert_eq!(crate::store::decode::<RequestLog>(&bytes).unwrap(), r);
+        let plain = crate::store::encode(&full_record()).unwrap();
+        assert!(bytes.len() > plain.len());
+        for cut in plain.len()..bytes.len() {
+            assert!(crate::store::decode::<RequestLog>(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // A version 2 record never carries tail flags: refused rather than misread.
+        let mut as_v2 = bytes.clone();
+        as_v2[0] = 2;
+        assert!(crate::store::decode::<RequestLog>(&as_v2).is_err());
+    }
+
+    /// Exactly what the previous version (record version 2) wrote for `full_record()`: it still
+    /// decodes, with `count` 1 and no reporter.
+    #[test]
+    fn version_2_binary_records_still_read() {
+        let mut v2 = vec![2u8];
+        let r = full_record();
+        // The version 2 encoder, field by field (flags: user, key, HTTP status, authenticated).
+        v2.push(1 | 2 | 4 | 8);
+        put_u64(&mut v2, r.id);
+        for s in [&*r.request_id, &r.service_name, &r.method_name, &r.status] {
+            put_str(&mut v2, s);
+        }
+        put_u64(&mut v2, r.duration_ms);
+        put_str(&mut v2, &r.grpc_status_code);
+        put_str(&mut v2, &r.error_message);
+        put_i64(&mut v2, r.created_at);
+        put_str(&mut v2, &r.client_ip);
+        put_u64(&mut v2, 7);
+        put_str(&mut v2, &r.username);
+        put_u64(&mut v2, 3);
+        for s in [&*r.api_key_name, &r.http_method, &r.path] {
+            put_str(&mut v2, s);
+        }
+        put_u64(&mut v2, 404);
+        let decoded = crate::store::decode::<RequestLog>(&v2).unwrap();
+        assert_eq!(decoded, r);
+        assert_eq!((decoded.count, decoded.ingested_by_key_id), (1, None));
+        // And the current encoder writes the same body for it, under version 3.
+        assert_eq!(&crate::store::encode(&r).unwrap()[1..], &v2[1..]);
     }
 
     #[test]
@@ -367,5 +516,6 @@ mod tests {
         bytes.extend_from_slice(minimal);
         let r = crate::store::decode::<RequestLog>(&bytes).unwrap();
         assert_eq!((r.id, r.created_at, r.user_id, r.http_status), (1, 5, None, None));
+        assert_eq!(r.count, 1);
     }
 }

@@ -197,6 +197,80 @@ async fn an_index_of_an_older_schema_is_rebuilt_from_redb() {
     close(store, logs);
 }
 
+/// L12 across a restart: an index of schema 2 (ids truncated to 32 bits) that claims to hold
+/// everything is detected on start and rebuilt from redb, and ids past 2^32 — in redb, in the
+/// index and in the pending set — come back whole from both lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_past_two_to_the_32_survive_a_rebuild_from_a_schema_2_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = crate::domain::unix_now();
+    let big = 1u64 << 32;
+    let (store, logs) = open(dir.path());
+    // Jump both sequences past 2^32, as years of traffic would.
+    store
+        .write(move |tx| {
+            crate::store::BulkWriter::reserve_ids(tx, "request_log", big)?;
+            crate::store::BulkWriter::reserve_ids(tx, "audit", big)
+        })
+        .await
+        .unwrap();
+    let ids = logs
+        .ingest((0..3).map(|i| rec("big", "M", "success", i, now - 10 + i as i64)).collect())
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![big + 1, big + 2, big + 3]);
+    for org in [1u64, 2] {
+        store
+            .write(move |tx| {
+                let actor =
+                    Actor { user_id: Some(org), name: "N".into(), email: "e@x".into(), ip: None };
+                audit::record(
+                    tx,
+                    AuditEvent {
+                        actor: &actor,
+                        organization_id: Some(org),
+                        action: "project_created",
+                        target_type: "project",
+                        target_id: "5".into(),
+                        details: serde_json::json!({}),
+                    },
+                )
+            })
+            .await
+            .unwrap();
+    }
+    let (n, rows) = logs.list_requests(all(), 0, 10).await.unwrap();
+    assert_eq!(
+        (n, rows.iter().map(|r| r.id).collect::<Vec<_>>()),
+        (3, vec![big + 3, big + 2, big + 1])
+    );
+    close(store, logs);
+
+    let index = dir.path().join("index");
+    std::fs::remove_dir_all(&index).unwrap();
+    index::index_tests::write_v2_index(&index, big + 3, big + 2);
+    let (store, logs) = open(dir.path());
+    let (n, rows) = logs.list_requests(all(), 0, 10).await.unwrap();
+    assert_eq!(
+        (n, rows.iter().map(|r| r.id).collect::<Vec<_>>()),
+        (3, vec![big + 3, big + 2, big + 1])
+    );
+    let only = |user| AuditFilter {
+        scope: AuditScope::Limited { user, orgs: vec![] },
+        user: None,
+        action: None,
+        target_type: None,
+        from: None,
+        to: None,
+        search: None,
+    };
+    let (n, rows) = logs.list_audit(only(2), 0, 10).await.unwrap();
+    assert_eq!((n, rows.len(), rows[0].id, rows[0].user_id), (1, 1, big + 2, Some(2)));
+    let (n, rows) = logs.list_audit(only(1), 0, 10).await.unwrap();
+    assert_eq!((n, rows[0].id), (1, big + 1));
+    close(store, logs);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_prunes_records_rollups_and_index() {
     let dir = tempfile::tempdir().unwrap();

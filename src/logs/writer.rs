@@ -11,8 +11,11 @@ use tantivy::indexer::UserOperation;
 use tantivy::IndexWriter;
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::disk::DiskGuard;
 use super::index::{IndexError, LogIndex, Pending, Watermark};
-use super::{rollups, Counters, Msg, Progress, RequestLog};
+use super::quota::{day_of, QuotaBook};
+use super::refusals::Refusals;
+use super::{rollups, Counters, IngestFailure, Msg, Progress, RequestLog};
 use crate::store::tables::{AUDIT, REQUEST_LOGS, REQUEST_LOGS_BY_MINUTE};
 use crate::store::{BulkWriter as _, Reader as _, Record, Store, StoreError, WriteTx};
 
@@ -26,7 +29,7 @@ const PENDING_MAX: usize = 100_000;
 const GATHER: Duration = Duration::from_millis(50);
 
 /// An ingest caller waiting for its records' ids: (reply, first index in the batch, count).
-type Ack = (tokio::sync::oneshot::Sender<Result<Vec<u64>, String>>, usize, usize);
+type Ack = (tokio::sync::oneshot::Sender<Result<Vec<u64>, IngestFailure>>, usize, usize);
 
 pub(super) struct Parts {
     pub store: Store,
@@ -42,6 +45,9 @@ pub(super) struct Parts {
     pub watermark: Watermark,
     /// `logs.index_memory_mb`, in bytes.
     pub index_memory: usize,
+    /// Aggregated refusals, written here when their minute is over.
+    pub refusals: Arc<Refusals>,
+    pub disk: Arc<DiskGuard>,
 }
 
 pub(super) struct LogWriter {
@@ -55,11 +61,20 @@ pub(super) struct LogWriter {
     flush_requested: bool,
     last_commit: Instant,
     rebuild_started: Option<Instant>,
+    quotas: QuotaBook,
 }
 
-/// Writes `records` with consecutive ids assigned here, and their roll-ups; returns the first
-/// id. Each table is opened once for the batch and no record is copied.
-fn write_batch(tx: &WriteTx, records: &[RequestLog]) -> Result<u64, StoreError> {
+/// Writes `records` with consecutive ids assigned here, their roll-ups and the ingest quota
+/// rows they count against; returns the first id. Each table is opened once for the batch and
+/// no record is copied.
+fn write_batch(
+    tx: &WriteTx,
+    records: &[RequestLog],
+    quota_rows: &[(String, Vec<u8>)],
+) -> Result<u64, StoreError> {
+    for (key, value) in quota_rows {
+        crate::store::put_meta(tx, key, value)?;
+    }
     let first = tx.reserve_ids("request_log", records.len() as u64)?;
     let id = |i: usize| first + i as u64;
     tx.put_encoded(REQUEST_LOGS, records.len(), &mut |i, buf| {
@@ -92,6 +107,7 @@ impl LogWriter {
             flush_requested: false,
             last_commit: Instant::now(),
             rebuild_started: None,
+            quotas: QuotaBook::default(),
         })
     }
 
@@ -135,6 +151,8 @@ impl LogWriter {
                 _ = commits.changed() => {},
                 () = tokio::time::sleep(wait) => {},
             }
+            self.write_due_refusals(false).await;
+            self.p.disk.check_due();
             // After the batch, before committing: what others wrote (audit) joins this commit.
             behind = self.catch_up();
             self.publish_requests();
@@ -158,6 +176,7 @@ impl LogWriter {
         while let Some(first) = self.p.rx.recv().await {
             self.take_batch(first).await;
         }
+        self.write_due_refusals(true).await;
         while self.catch_up() {}
         self.flush_requested = true;
         self.maybe_commit();
@@ -171,7 +190,7 @@ impl LogWriter {
             match self.p.rx.try_recv() {
                 Ok(m) => {
                     n += match &m {
-                        Msg::Ingest(v, _) => v.len(),
+                        Msg::Ingest(v, _, _) | Msg::Requests(v) => v.len(),
                         _ => 1,
                     };
                     batch.push(m);
@@ -190,16 +209,32 @@ impl LogWriter {
             .iter()
             .map(|m| match m {
                 Msg::Request(_) => 1,
-                Msg::Ingest(v, _) => v.len(),
+                Msg::Ingest(v, _, _) | Msg::Requests(v) => v.len(),
                 Msg::Prune { .. } => 0,
             })
             .sum();
         let mut records = Vec::with_capacity(total);
         let mut acks = Vec::new();
+        // One row per subject: a later batch of the same reporter carries the newer count.
+        let mut quota_rows = std::collections::HashMap::new();
+        let day = day_of(crate::domain::unix_now());
         for msg in batch {
             match msg {
                 Msg::Request(r) => records.push(*r),
-                Msg::Ingest(v, reply) => {
+                Msg::Requests(v) => records.extend(v),
+                Msg::Ingest(v, quota, reply) => {
+                    if let Some(q) = &quota {
+                        match self.quotas.take(&self.p.store, q, v.len() as u64, day) {
+                            Ok((key, row)) => {
+                                quota_rows.insert(key, row);
+                            }
+                            Err(used) => {
+                                let refused = IngestFailure::Quota { used, per_day: q.per_day };
+                                let _ = reply.send(Err(refused));
+                                continue;
+                            }
+                        }
+                    }
                     acks.push((reply, records.len(), v.len()));
                     records.extend(v);
                 }
@@ -209,20 +244,45 @@ impl LogWriter {
             }
         }
         if !records.is_empty() {
-            self.write(records, acks).await;
+            self.write(records, acks, quota_rows.into_iter().collect()).await;
         }
         self.processed += count;
     }
 
-    async fn write(&mut self, records: Vec<RequestLog>, acks: Vec<Ack>) {
+    /// Writes the aggregated refusals whose minute is over (all of them when `all`).
+    async fn write_due_refusals(&mut self, all: bool) {
+        let due = if all {
+            self.p.refusals.take_all()
+        } else {
+            self.p.refusals.take_due(crate::domain::unix_now())
+        };
+        if due.is_empty() {
+            return;
+        }
+        if self.p.disk.is_low() {
+            for _ in &due {
+                self.p.disk.drop_one();
+            }
+            return;
+        }
+        self.write(due, Vec::new(), Vec::new()).await;
+    }
+
+    async fn write(
+        &mut self,
+        records: Vec<RequestLog>,
+        acks: Vec<Ack>,
+        quota_rows: Vec<(String, Vec<u8>)>,
+    ) {
         let shared = Arc::new(records);
         let captured = Arc::clone(&shared);
+        let took_quota = !quota_rows.is_empty();
         // Records of this server's own requests wait on nobody: no fsync of their own (they
         // reach the disk within a second). Ingested batches are acknowledged, so durable.
         let result = if acks.is_empty() {
-            self.p.store.write_relaxed(move |tx| write_batch(tx, &captured)).await
+            self.p.store.write_relaxed(move |tx| write_batch(tx, &captured, &quota_rows)).await
         } else {
-            self.p.store.write(move |tx| write_batch(tx, &captured)).await
+            self.p.store.write(move |tx| write_batch(tx, &captured, &quota_rows)).await
         };
         match result {
             Ok(first) => {
@@ -253,8 +313,13 @@ impl LogWriter {
             }
             Err(e) => {
                 tracing::error!(error = %e, "request log batch not written");
+                if took_quota {
+                    self.quotas.forget();
+                }
                 for (reply, _, _) in acks {
-                    let _ = reply.send(Err("the request log could not be written".into()));
+                    let failure =
+                        IngestFailure::Write("the request log could not be written".into());
+                    let _ = reply.send(Err(failure));
                 }
             }
         }

@@ -31,6 +31,15 @@ pub struct RequestLogItem {
     /// Request path, keys masked (empty for reported gRPC calls).
     pub path: String,
     pub http_status: Option<u16>,
+    /// How many requests this record stands for: refused anonymous requests of one address,
+    /// route and minute are recorded once, with their number.
+    pub count: u64,
+    /// Reported calls: the user whose credential reported them.
+    pub ingested_by_user_id: Option<u64>,
+    /// Reported calls: the API key that reported them (null when staff reported them with a
+    /// session).
+    pub ingested_by_key_id: Option<u64>,
+    pub ingested_by_key_name: String,
 }
 
 impl From<RequestLog> for RequestLogItem {
@@ -54,6 +63,10 @@ impl From<RequestLog> for RequestLogItem {
             http_method: r.http_method.into_owned(),
             path: r.path,
             http_status: r.http_status,
+            count: r.count,
+            ingested_by_user_id: r.ingested_by_user_id,
+            ingested_by_key_id: r.ingested_by_key_id,
+            ingested_by_key_name: r.ingested_by_key_name,
         }
     }
 }

@@ -1,5 +1,10 @@
 //! `POST /api/grpc/monitor/requests/`: a team's gRPC services report their calls in batches.
 //! Each item is checked on its own; invalid items are reported by index, valid ones stored.
+//!
+//! Only staff, or an API key staff enabled for ingest, may report: the monitor is a staff view
+//! and what is reported lands beside Gatehouse's own records. Every stored record names who
+//! reported it, its time is at most a few minutes ahead, the `gatehouse.` service names stay
+//! Gatehouse's own, and each reporter has a daily allowance (`logs.ingest_quota_per_day`).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +14,7 @@ use super::dto::{IngestItemError, IngestResponse};
 use crate::api::error::ApiResult;
 use crate::domain::{CredentialKind, Error, Principal};
 use crate::logs::record::{known_or_owned, mask_path, STATUSES};
-use crate::logs::{LogService, RequestLog};
+use crate::logs::{IngestQuota, LogService, RequestLog};
 use crate::store::tables::API_KEYS;
 use crate::store::{Reader as _, Store};
 
@@ -17,6 +22,10 @@ use crate::store::{Reader as _, Store};
 pub const MAX_ITEMS: usize = 1000;
 const MAX_NAME: usize = 200;
 const MAX_MESSAGE: usize = 2000;
+/// How far ahead of the server's clock a reported time may be (clock skew); later is clamped.
+pub const MAX_SKEW_SECONDS: i64 = 300;
+/// Service names Gatehouse records its own requests under.
+const RESERVED_PREFIX: &str = "gatehouse.";
 
 type FieldErrors = BTreeMap<String, Vec<String>>;
 
@@ -49,7 +58,13 @@ fn uint(o: &Map<String, Value>, name: &str, errs: &mut FieldErrors) -> Option<u6
     }
 }
 
+/// The reported time, at most [`MAX_SKEW_SECONDS`] ahead of `now`: a future-dated record would
+/// sort first in every list and outlive retention.
 fn created_at(o: &Map<String, Value>, now: i64, errs: &mut FieldErrors) -> i64 {
+    reported_time(o, now, errs).min(now.saturating_add(MAX_SKEW_SECONDS))
+}
+
+fn reported_time(o: &Map<String, Value>, now: i64, errs: &mut FieldErrors) -> i64 {
     match o.get("created_at") {
         None | Some(Value::Null) => now,
         Some(Value::Number(n)) if n.as_i64().is_some_and(|t| t >= 0) => n.as_i64().unwrap_or(now),
@@ -87,6 +102,16 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
         return Err(errs);
     };
     let service_name = text(o, "service_name", MAX_NAME, &mut errs);
+    if service_name.as_deref().is_some_and(|s| {
+        s.trim()
+            .get(..RESERVED_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX))
+    }) {
+        errs.insert(
+            "service_name".into(),
+            vec![format!("Service names starting with \"{RESERVED_PREFIX}\" are reserved.")],
+        );
+    }
     let method_name = text(o, "method_name", MAX_NAME, &mut errs);
     let grpc = text(o, "grpc_status_code", 50, &mut errs).unwrap_or_default();
     let status = text(o, "status", 20, &mut errs).unwrap_or_else(|| {
@@ -139,6 +164,7 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
         http_method: text(o, "http_method", 16, &mut errs).unwrap_or_default().into(),
         path: text(o, "path", 2048, &mut errs).map(|p| mask_path(&p)).unwrap_or_default(),
         http_status,
+        ..RequestLog::default()
     };
     if errs.is_empty() {
         Ok(rec)
@@ -147,18 +173,49 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
     }
 }
 
-/// Who may report calls: staff, or an active `service` API key.
-fn may_ingest(store: &Store, p: &Principal) -> Result<(), Error> {
-    if p.require_staff().is_ok() {
-        return Ok(());
+/// Who reports a batch: stamped on each of its records, and whose allowance it counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reporter {
+    pub user_id: u64,
+    /// The API key, when one reported (else a staff session).
+    pub key: Option<(u64, String)>,
+}
+
+impl Reporter {
+    fn quota(&self, per_day: u64) -> IngestQuota {
+        let subject = match &self.key {
+            Some((id, _)) => format!("key:{id}"),
+            None => format!("user:{}", self.user_id),
+        };
+        IngestQuota { subject, per_day }
     }
-    if let CredentialKind::ApiKey { id, .. } = &p.credential {
-        let key = store.read(|tx| tx.get(API_KEYS, *id))?;
-        if key.is_some_and(|k| k.is_active && k.key_type == "service") {
-            return Ok(());
+
+    fn stamp(&self, r: &mut RequestLog) {
+        r.ingested_by_user_id = Some(self.user_id);
+        if let Some((id, name)) = &self.key {
+            r.ingested_by_key_id = Some(*id);
+            r.ingested_by_key_name.clone_from(name);
         }
     }
-    Err(Error::forbidden("Staff or a service API key is required."))
+}
+
+/// Who may report calls: an active API key that staff enabled for ingest, or staff (a full,
+/// unscoped credential: `require_staff` decides).
+fn may_ingest(store: &Store, p: &Principal) -> Result<Reporter, Error> {
+    let key = match &p.credential {
+        CredentialKind::ApiKey { id, name } => Some((*id, name.clone())),
+        _ => None,
+    };
+    if let Some((id, _)) = &key {
+        let stored = store.read(|tx| tx.get(API_KEYS, *id))?;
+        if stored.is_some_and(|k| k.is_active && k.ingest) {
+            return Ok(Reporter { user_id: p.user_id, key });
+        }
+    }
+    if p.require_staff().is_ok() {
+        return Ok(Reporter { user_id: p.user_id, key });
+    }
+    Err(Error::forbidden("Staff, or an API key that staff enabled for ingest, is required."))
 }
 
 pub async fn ingest(
@@ -167,7 +224,7 @@ pub async fn ingest(
     p: &Principal,
     items: &[Value],
 ) -> ApiResult<IngestResponse> {
-    may_ingest(store, p)?;
+    let reporter = may_ingest(store, p)?;
     if items.is_empty() {
         return Err(Error::invalid("requests", "This list may not be empty.").into());
     }
@@ -183,7 +240,10 @@ pub async fn ingest(
     let mut errors = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match parse_item(item, now) {
-            Ok(r) => good.push(r),
+            Ok(mut r) => {
+                reporter.stamp(&mut r);
+                good.push(r);
+            }
             Err(e) => errors.push(IngestItemError {
                 index: i as u64,
                 errors: serde_json::to_value(e).unwrap_or_default(),
@@ -197,7 +257,8 @@ pub async fn ingest(
         err.details = Some(serde_json::json!({ "requests": details }));
         return Err(err.into());
     }
-    let ids = logs.ingest(good).await?;
+    let quota = reporter.quota(logs.config.ingest_quota_per_day);
+    let ids = logs.ingest_within(good, Some(quota)).await?;
     Ok(IngestResponse {
         received: items.len() as u64,
         stored: ids.len() as u64,
@@ -229,7 +290,36 @@ mod tests {
         assert!(parse_item(&json!([1]), 0).is_err());
         let e = parse_item(&json!({"service_name": "s", "method_name": "m", "client_ip": "nope", "created_at": "yesterday"}), 0).unwrap_err();
         assert!(e.contains_key("client_ip") && e.contains_key("created_at"));
-        let t = parse_item(&json!({"service_name": "s", "method_name": "m", "created_at": "2025-01-01T00:00:00Z", "grpc_status_code": "NOT_FOUND"}), 0).unwrap();
+        let t = parse_item(&json!({"service_name": "s", "method_name": "m", "created_at": "2025-01-01T00:00:00Z", "grpc_status_code": "NOT_FOUND"}), 2_000_000_000).unwrap();
         assert_eq!((t.created_at, &*t.status), (1_735_689_600, "error"));
+    }
+
+    #[test]
+    fn future_times_are_clamped_and_gatehouse_names_reserved() {
+        let now = 1_750_000_000;
+        for created in [json!("2100-01-01T00:00:00Z"), json!(4_102_444_800_i64)] {
+            let r = parse_item(
+                &json!({"service_name": "s", "method_name": "m", "created_at": created}),
+                now,
+            )
+            .unwrap();
+            assert_eq!(r.created_at, now + MAX_SKEW_SECONDS);
+        }
+        let near = parse_item(
+            &json!({"service_name": "s", "method_name": "m", "created_at": now + 60}),
+            now,
+        )
+        .unwrap();
+        assert_eq!(near.created_at, now + 60);
+        for name in ["gatehouse.Auth", "Gatehouse.Http", " GATEHOUSE.x"] {
+            let e =
+                parse_item(&json!({"service_name": name, "method_name": "m"}), now).unwrap_err();
+            assert!(e.contains_key("service_name"), "{name}");
+        }
+        assert!(
+            parse_item(&json!({"service_name": "gatehousex.A", "method_name": "m"}), now).is_ok()
+        );
+        assert!(parse_item(&json!({"service_name": "team.gatehouse.A", "method_name": "m"}), now)
+            .is_ok());
     }
 }

@@ -1,6 +1,7 @@
 //! Request monitoring (django-cfg's gRPC monitor): the request list and batch ingest, health,
-//! overview, per-service, per-method and timeline statistics. Staff only (ingest also for a
-//! `service` API key). The same views answer under `/cfg/grpc/monitor/…` (see `alias`).
+//! overview, per-service, per-method and timeline statistics. Staff only (ingest also for an
+//! API key staff enabled for it). The same views answer under `/cfg/grpc/monitor/…` (see
+//! `alias`).
 
 pub mod alias;
 pub mod dto;

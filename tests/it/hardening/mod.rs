@@ -1,3 +1,4 @@
 //! Tests of the security-review fixes (issue 11), one file per area.
 
+mod logs;
 mod scope;

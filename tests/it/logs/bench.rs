@@ -68,7 +68,9 @@ async fn bench_logs() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let server = TestServer::start().await;
+    // The daily ingest allowance would stop a million-record run.
+    let server =
+        TestServer::start_with(&[("GATEHOUSE_LOGS_INGEST_QUOTA_PER_DAY", "1000000000000")]).await;
     let admin = login_admin(&server).await;
     let t = now();
     let bodies: Vec<Vec<u8>> = (0..n / 1000).map(|i| batch(i as u64 + 1, 1000, t)).collect();

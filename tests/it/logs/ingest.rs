@@ -177,8 +177,10 @@ async fn every_list_filter() {
     assert_eq!(server.get("/cfg/grpc/monitor/requests/").await.status(), 401);
 }
 
+/// Only keys staff enabled for ingest may report (any user could make a `service` key, the
+/// default type, so the type alone let anyone forge monitor data — review finding M4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_service_api_key_may_report_other_keys_may_not() {
+async fn a_key_staff_enabled_may_report_other_keys_may_not() {
     let server = TestServer::start().await;
     let admin = login_admin(&server).await;
     let user = register(&server, "grpcsvc").await;
@@ -204,6 +206,17 @@ async fn a_service_api_key_may_report_other_keys_may_not() {
             .json(&json!({"requests": [{"service_name": "key.Svc", "method_name": "Report"}]}))
             .send()
     };
+    // Neither may report until staff enable it; then only the enabled one may.
+    assert_error(post(keys[0].0.clone()).await.unwrap(), 403).await;
+    let enable = server
+        .client
+        .patch(server.url(&format!("/api/grpc/api-keys/{}/", keys[0].1)))
+        .header("authorization", auth(&admin.token))
+        .json(&json!({"ingest": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enable.status(), 200);
     assert_eq!(post(keys[0].0.clone()).await.unwrap().status(), 201);
     assert_error(post(keys[1].0.clone()).await.unwrap(), 403).await;
     assert_eq!(list(&server, &admin, "service=key.Svc").await["count"], 1);
@@ -213,7 +226,7 @@ async fn a_service_api_key_may_report_other_keys_may_not() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["api_key_id"] == keys[0].1)
+        .filter(|r| r["api_key_id"] == keys[0].1 && r["http_status"] == 201)
         .collect();
     assert_eq!(by_key.len(), 1, "{page}");
     assert_eq!(by_key[0]["api_key_name"], "reporter service");
