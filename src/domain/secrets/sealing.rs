@@ -66,20 +66,30 @@ impl DataKey {
 /// record to hold exactly that text, so an entry can never outlive or disagree with its row
 /// (even one written by a transaction that was later rolled back).
 #[derive(Default)]
-pub struct DataKeyCache(RwLock<HashMap<u64, (String, Option<String>, DataKey)>>);
+pub struct DataKeyCache(RwLock<HashMap<u64, CachedKey>>);
+
+/// An opened key with the sealed texts (current, previous) it was opened from.
+struct CachedKey {
+    sealed: String,
+    previous: Option<String>,
+    key: DataKey,
+}
 
 impl DataKeyCache {
     fn get(&self, rec: &OrgDataKey) -> Option<DataKey> {
         let map = self.0.read();
         map.get(&rec.organization_id)
-            .filter(|(s, p, _)| *s == rec.sealed && *p == rec.previous)
-            .map(|(_, _, k)| k.clone())
+            .filter(|c| c.sealed == rec.sealed && c.previous == rec.previous)
+            .map(|c| c.key.clone())
     }
 
     fn put(&self, rec: &OrgDataKey, key: &DataKey) {
-        self.0
-            .write()
-            .insert(rec.organization_id, (rec.sealed.clone(), rec.previous.clone(), key.clone()));
+        let cached = CachedKey {
+            sealed: rec.sealed.clone(),
+            previous: rec.previous.clone(),
+            key: key.clone(),
+        };
+        self.0.write().insert(rec.organization_id, cached);
     }
 
     /// Forgets an organization's key (after the organization is deleted).
