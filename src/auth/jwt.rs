@@ -46,10 +46,10 @@ pub struct Claims {
     pub exp: i64,
     pub iat: i64,
     /// The user's credentials epoch at issue; a password change invalidates older tokens.
-    /// A small counter, and guessable on purpose-free grounds: it only ends old tokens, it does
-    /// not authenticate anything — forging a token needs the HMAC key, and with the key a
-    /// forger could read the current epoch from any token anyway. Key secrecy (and rotation)
-    /// is what stops forgery.
+    /// It is a small, guessable counter, and that is fine: it only ends old tokens and
+    /// authenticates nothing. Forging a token takes the HMAC key; a forger holding it could
+    /// read the epoch from any token of the user or try the few plausible values, so a random
+    /// epoch would not help. Key secrecy and rotation (`gatehouse jwt rotate`) stop forgery.
     #[serde(default)]
     pub cev: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
