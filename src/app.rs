@@ -2,6 +2,7 @@
 //! down in order (stop accepting, finish requests, flush, close the data file).
 
 mod certs;
+mod perms;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use crate::config::Config;
 use crate::crypto::{self, SecretKey};
 use crate::store::{Store, StoreError};
 
-pub use certs::CertManager;
+pub use certs::{forget_ca, CertManager};
 
 /// Everything a handler may need, shared by reference.
 pub struct AppState {
@@ -86,28 +87,13 @@ pub fn open_store(
     credentials_dir: Option<&Path>,
 ) -> Result<(Store, SecretKey, crate::store::StoreInfo), StartError> {
     let data_dir = &config.server.data_dir;
-    create_private_dir(data_dir)?;
+    perms::private_dir(data_dir)?;
     let (master, _) = crypto::load_or_create_master_key(opts_key, credentials_dir, data_dir)?;
     let max_batch = usize::try_from(config.storage.max_batch).unwrap_or(256);
-    let (store, info) = Store::open(
-        &data_dir.join("gatehouse.redb"),
-        &master,
-        config.storage.cache_size_mb,
-        max_batch,
-    )?;
+    let data_file = data_dir.join("gatehouse.redb");
+    perms::private_file(&data_file)?;
+    let (store, info) = Store::open(&data_file, &master, config.storage.cache_size_mb, max_batch)?;
     Ok((store, master, info))
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), StartError> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_err(format!("cannot create data directory {}", dir.display())))
 }
 
 /// Starts serving; returns once the socket is bound.
@@ -228,7 +214,8 @@ fn spawn_deleted_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
     })
 }
 
-/// Creates the first staff account on a start with no users, printing a generated password once.
+/// Creates the first staff account on a start with no users. A generated password is written
+/// to its file only: stdout is the journal under systemd.
 async fn bootstrap_admin(
     store: &Store,
     env: &BTreeMap<String, String>,
@@ -245,10 +232,10 @@ async fn bootstrap_admin(
         Bootstrapped::Configured { email } => {
             tracing::info!(email = %email, "created the initial staff account");
         }
-        Bootstrapped::Generated { email, password } => {
-            // Printed once, on purpose, to the operator's terminal; never to the log.
+        Bootstrapped::Generated { email, password: _ } => {
             println!(
-                "Initial staff account: {email}\nPassword: {password}\n(also in {})",
+                "Initial staff account: {email}; its password is in {} (mode 0600), removed \
+                 once the password is changed",
                 data_dir.join(PASSWORD_FILE).display()
             );
         }

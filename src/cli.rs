@@ -1,5 +1,5 @@
-//! The command line: `gatehouse [serve]`, `tls export-ca`, `openapi`, `check`,
-//! `admin rotate-master-key`.
+//! The command line: `gatehouse [serve]`, `tls export-ca`, `tls new-ca`, `openapi`, `check`,
+//! `admin rotate-master-key`, `jwt rotate`, `keys rotate-data-keys`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,6 +61,35 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// JWT signing keys (stop the server first)
+    Jwt {
+        #[command(subcommand)]
+        command: JwtCommand,
+    },
+    /// Organization data keys (stop the server first)
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JwtCommand {
+    /// Make a new signing key current. Tokens signed by the current key keep working until
+    /// they expire; tokens signed by the key before it stop working. Run it twice to retire a
+    /// leaked key at once.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Give organizations new data keys and re-seal every value and history version under
+    /// them, in small transactions; an interrupted run is resumed by running it again
+    RotateDataKeys {
+        /// Only this organization (default: every organization holding values)
+        #[arg(long, value_name = "ID")]
+        org: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +123,9 @@ pub enum AdminCommand {
 pub enum TlsCommand {
     /// Print the local CA certificate (PEM), for `curl --cacert` and trust stores
     ExportCa,
+    /// Forget the local CA so that the next start generates a new one, name-constrained to
+    /// tls.hostnames (stop the server first; clients must then trust the new ca.pem)
+    NewCa,
 }
 
 /// The process environment as a map (the only place that reads it).
@@ -134,6 +166,11 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(())
         }
         Command::Tls { command: TlsCommand::ExportCa } => export_ca(&config),
+        Command::Tls { command: TlsCommand::NewCa } => new_ca(&config, &cli.common, &env),
+        Command::Jwt { command: JwtCommand::Rotate } => rotate_jwt(&config, &cli.common, &env),
+        Command::Keys { command: KeysCommand::RotateDataKeys { org } } => {
+            rotate_data_keys(&config, &cli.common, &env, org)
+        }
         Command::Admin { command: AdminCommand::RotateMasterKey { new_key_file } } => {
             crate::rotate::rotate_master_key(&config, &cli.common, &env, &new_key_file)
         }
@@ -208,22 +245,109 @@ fn check(
     Ok(())
 }
 
+/// Opens the data file of a stopped server (a running one holds redb's lock).
+fn open_offline(
+    config: &Config,
+    common: &CommonArgs,
+    env: &BTreeMap<String, String>,
+) -> Result<(crate::store::Store, crate::crypto::SecretKey), String> {
+    let credentials_dir = env.get("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let (store, master, _) = crate::app::open_store(
+        config,
+        common.master_key_file.as_deref(),
+        credentials_dir.as_deref(),
+    )
+    .map_err(|e| format!("{e} (is the server running? stop it first)"))?;
+    Ok((store, master))
+}
+
 fn admin(
     config: &Config,
     common: &CommonArgs,
     env: &BTreeMap<String, String>,
     command: AdminCommand,
 ) -> Result<(), String> {
-    let credentials_dir = env.get("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let (store, _, _) = crate::app::open_store(
-        config,
-        common.master_key_file.as_deref(),
-        credentials_dir.as_deref(),
-    )
-    .map_err(|e| format!("{e} (is the server running? stop it first)"))?;
+    let (store, _) = open_offline(config, common, env)?;
     let result = crate::auth::admin::run(&store, config, command);
     store.close();
     result
+}
+
+fn rotate_jwt(
+    config: &Config,
+    common: &CommonArgs,
+    env: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let (store, master) = open_offline(config, common, env)?;
+    let result = crate::auth::jwt::JwtKeys::rotate(&store, &master);
+    store.close();
+    let report = result.map_err(|e| format!("jwt key rotation failed: {}", e.message))?;
+    println!("new JWT signing key {} is current (used from the next start)", report.current);
+    if let Some(previous) = report.previous {
+        println!("tokens signed with key {previous} stay valid until they expire");
+    }
+    for dropped in report.dropped {
+        println!("tokens signed with key {dropped} are no longer accepted");
+    }
+    Ok(())
+}
+
+fn rotate_data_keys(
+    config: &Config,
+    common: &CommonArgs,
+    env: &BTreeMap<String, String>,
+    org: Option<u64>,
+) -> Result<(), String> {
+    use crate::domain::secrets::rekey;
+    let (store, master) = open_offline(config, common, env)?;
+    let result = rekey::rotate_data_keys(&store, &master, org, rekey::RekeyOptions::default());
+    store.close();
+    let reports = result.map_err(|e| {
+        format!("data key rotation stopped: {} (run the command again to resume)", e.message)
+    })?;
+    if reports.is_empty() {
+        println!("no organization holds values yet; nothing to rotate");
+    }
+    for r in reports {
+        println!(
+            "organization {}: data key generation {}{}, re-sealed {} values and {} history \
+             versions{}",
+            r.organization_id,
+            r.generation,
+            if r.resumed { " (resumed)" } else { "" },
+            r.values,
+            r.versions,
+            if r.unreadable > 0 {
+                format!("; {} values open under no key and were left as they were", r.unreadable)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+fn new_ca(
+    config: &Config,
+    common: &CommonArgs,
+    env: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    if !config.tls.cert_file.is_empty() {
+        return Err("tls.cert_file is set: the server uses the supplied certificate, not a \
+                    local CA"
+            .into());
+    }
+    let (store, _) = open_offline(config, common, env)?;
+    let result = crate::app::forget_ca(&store);
+    store.close();
+    result.map_err(|e| format!("cannot forget the local CA: {e}"))?;
+    println!(
+        "the local CA is forgotten: the next start generates a new one, constrained to \
+         tls.hostnames, localhost and the loopback addresses; clients must then trust the new \
+         {}",
+        config.server.data_dir.join("ca.pem").display()
+    );
+    Ok(())
 }
 
 fn export_ca(config: &Config) -> Result<(), String> {

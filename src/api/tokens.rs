@@ -236,6 +236,7 @@ impl TokenApi {
             .write(move |tx| accounts::change_password(tx, user_id, &new_hash, keep, &actor))
             .await?;
         state.auth.invalidate();
+        crate::auth::bootstrap::forget_initial_password(&state.data_dir, &p.email);
         Ok(Json(DetailResponse { detail: "New password has been saved.".into() }))
     }
 }

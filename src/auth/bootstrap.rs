@@ -1,6 +1,8 @@
 //! The first staff account: created on a start with no users, from `GATEHOUSE_ADMIN_EMAIL` and
-//! `GATEHOUSE_ADMIN_PASSWORD`, or else as `admin@localhost` with a random password that is
-//! printed once and written to `DATA_DIR/initial-admin-password` (mode 0600).
+//! `GATEHOUSE_ADMIN_PASSWORD`, or else as `admin@localhost` with a random password written
+//! only to `DATA_DIR/initial-admin-password` (mode 0600) — never printed, so it stays out of
+//! terminals' scrollback and the journal. The file is removed once the password changes: by
+//! the password-change route, or at the next start when it no longer matches the account.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +19,8 @@ use crate::store::{Reader as _, Store};
 
 /// File holding the generated password of the initial admin.
 pub const PASSWORD_FILE: &str = "initial-admin-password";
+/// The account created with a generated password.
+pub const GENERATED_EMAIL: &str = "admin@localhost";
 
 /// What bootstrap did.
 #[derive(Debug)]
@@ -85,6 +89,7 @@ pub fn ensure_admin(
     data_dir: &Path,
 ) -> Result<Bootstrapped, Error> {
     if store.read(|tx| tx.count(USERS))? > 0 {
+        forget_stale_password(store, data_dir)?;
         return Ok(Bootstrapped::Existing);
     }
     let email = env.get("GATEHOUSE_ADMIN_EMAIL").filter(|s| !s.trim().is_empty());
@@ -95,13 +100,47 @@ pub fn ensure_admin(
     }
     let password = crate::crypto::random_token(18).map_err(|e| Error::internal(e.to_string()))?;
     write_private_file(&data_dir.join(PASSWORD_FILE), password.as_bytes())?;
-    let user = create_staff_blocking(store, "admin@localhost", &password, true)?;
+    let user = create_staff_blocking(store, GENERATED_EMAIL, &password, true)?;
     Ok(Bootstrapped::Generated { email: user.email, password })
 }
 
+/// Removes the password file once it no longer opens the generated account (its password was
+/// changed or reset while the server was stopped, or the account is gone). Blocking: one
+/// argon2 verification, only while the file exists.
+fn forget_stale_password(store: &Store, data_dir: &Path) -> Result<(), Error> {
+    let path = data_dir.join(PASSWORD_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+    let user = store.read(|tx| accounts::find_by_login(tx, GENERATED_EMAIL))?;
+    let current = user.is_some_and(|u| passwords::verify_blocking(&u.password_hash, text.trim()));
+    if !current {
+        remove_password_file(&path);
+    }
+    Ok(())
+}
+
+/// Called after an account's password changed: the generated password in the file is no
+/// longer valid when the account is the generated one, so the file goes.
+pub fn forget_initial_password(data_dir: &Path, email: &str) {
+    if email.eq_ignore_ascii_case(GENERATED_EMAIL) {
+        remove_password_file(&data_dir.join(PASSWORD_FILE));
+    }
+}
+
+fn remove_password_file(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(path = %path.display(), "removed the initial password file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot remove the initial password file")
+        }
+    }
+}
+
+/// Writes `bytes` and a newline to `path`, readable by the owner only — also when the file
+/// already existed with a wider mode (`mode` applies only to files the open creates).
 fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let fail = |e: std::io::Error| Error::internal(format!("cannot write {}: {e}", path.display()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -110,5 +149,7 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .mode(0o600)
         .open(path)
         .map_err(fail)?;
+    // Before any byte is written: the truncated file holds nothing yet.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
     f.write_all(bytes).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).map_err(fail)
 }

@@ -3,8 +3,9 @@
 use std::{collections::HashSet, net::IpAddr, sync::Arc};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    NameConstraints, SanType,
 };
 use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer},
@@ -77,8 +78,63 @@ fn new_key() -> Result<KeyPair, TlsError> {
     KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err)
 }
 
-/// Generates a self-signed CA (ECDSA P-256, path length 0).
+/// Generates a self-signed CA (ECDSA P-256, path length 0) without name constraints: it can
+/// sign for any name (tests and tools; the server's own CA is [`generate_local_ca`]).
 pub fn generate_ca(common_name: &str, lifetime: time::Duration) -> Result<CaMaterial, TlsError> {
+    generate_ca_with(common_name, lifetime, None)
+}
+
+/// Generates the server's local CA, name-constrained to what its leaves may name:
+/// `hostnames` plus localhost, 127.0.0.0/8 and ::1. A CA an operator adds to a trust store
+/// then vouches for these names only, not for every domain.
+pub fn generate_local_ca(
+    common_name: &str,
+    lifetime: time::Duration,
+    hostnames: &[String],
+) -> Result<CaMaterial, TlsError> {
+    generate_ca_with(common_name, lifetime, Some(name_constraints(hostnames)?))
+}
+
+/// The permitted subtrees for `hostnames`: one DNS subtree per DNS name (a wildcard's parent
+/// domain for `*.name`), `localhost`, one exact-address subtree per configured IP, 127.0.0.0/8
+/// and ::1/128. Having both DNS and IP subtrees constrains both kinds of name (RFC 5280: a
+/// kind without subtrees would be unconstrained).
+fn name_constraints(hostnames: &[String]) -> Result<NameConstraints, TlsError> {
+    let mut permitted = Vec::new();
+    let mut seen = HashSet::new();
+    for san in leaf_sans(hostnames)? {
+        let subtree = match san {
+            SanType::DnsName(name) => {
+                let name = name.as_str();
+                GeneralSubtree::DnsName(name.strip_prefix("*.").unwrap_or(name).to_owned())
+            }
+            SanType::IpAddress(IpAddr::V4(ip)) if ip.is_loopback() => continue,
+            SanType::IpAddress(ip) => {
+                GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(ip, host_prefix(ip)))
+            }
+            _ => continue,
+        };
+        if seen.insert(format!("{subtree:?}")) {
+            permitted.push(subtree);
+        }
+    }
+    permitted.push(GeneralSubtree::IpAddress(CidrSubnet::from_v4_prefix([127, 0, 0, 0], 8)));
+    Ok(NameConstraints { permitted_subtrees: permitted, excluded_subtrees: Vec::new() })
+}
+
+fn host_prefix(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+fn generate_ca_with(
+    common_name: &str,
+    lifetime: time::Duration,
+    constraints: Option<NameConstraints>,
+) -> Result<CaMaterial, TlsError> {
     let key = new_key()?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -90,9 +146,83 @@ pub fn generate_ca(common_name: &str, lifetime: time::Duration) -> Result<CaMate
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
+    params.name_constraints = constraints;
     (params.not_before, params.not_after) = validity_window(lifetime)?;
     let cert = params.self_signed(&key).map_err(gen_err)?;
     Ok(CaMaterial { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+}
+
+/// Whether a CA's name constraints cover the names a leaf for `hostnames` would carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaCoverage {
+    /// The CA has no name constraints (generated before they existed): it covers every name.
+    Unconstrained,
+    /// Every name is inside the permitted subtrees.
+    Covered,
+    /// These names are outside: a leaf naming them would be refused by clients.
+    Missing(Vec<String>),
+}
+
+/// Checks the first certificate of `ca_pem` against the SANs [`issue_leaf`] would write for
+/// `hostnames` (defaults included).
+pub fn ca_coverage(ca_pem: &str, hostnames: &[String]) -> Result<CaCoverage, TlsError> {
+    use x509_parser::extensions::GeneralName;
+    let der = first_cert_der(ca_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| TlsError::Parse(format!("CA certificate: {e}")))?;
+    let constraints =
+        cert.name_constraints().map_err(|e| TlsError::Parse(format!("nameConstraints: {e}")))?;
+    let Some(permitted) = constraints.and_then(|c| c.value.permitted_subtrees.as_ref()) else {
+        return Ok(CaCoverage::Unconstrained);
+    };
+    let mut dns: Vec<String> = Vec::new();
+    let mut ips: Vec<&[u8]> = Vec::new();
+    for subtree in permitted {
+        match &subtree.base {
+            GeneralName::DNSName(d) => dns.push(d.trim_end_matches('.').to_ascii_lowercase()),
+            GeneralName::IPAddress(b) => ips.push(b),
+            _ => {}
+        }
+    }
+    let mut missing = Vec::new();
+    for san in leaf_sans(hostnames)? {
+        let covered = match &san {
+            SanType::DnsName(name) => {
+                let name = name.as_str();
+                let name = name.strip_prefix("*.").unwrap_or(name);
+                dns.iter().any(|d| dns_within(name, d))
+            }
+            SanType::IpAddress(ip) => ips.iter().any(|subnet| ip_within(*ip, subnet)),
+            _ => true,
+        };
+        if !covered {
+            missing.push(match san {
+                SanType::DnsName(name) => name.as_str().to_owned(),
+                SanType::IpAddress(ip) => ip.to_string(),
+                _ => String::new(),
+            });
+        }
+    }
+    Ok(if missing.is_empty() { CaCoverage::Covered } else { CaCoverage::Missing(missing) })
+}
+
+/// RFC 5280 DNS subtree: the name itself or any name below it.
+fn dns_within(name: &str, subtree: &str) -> bool {
+    let subtree = subtree.trim_start_matches('.');
+    name == subtree || name.strip_suffix(subtree).is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// An iPAddress subtree is address ‖ mask (8 bytes for IPv4, 32 for IPv6).
+fn ip_within(ip: IpAddr, subnet: &[u8]) -> bool {
+    let addr: Vec<u8> = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    if subnet.len() != addr.len() * 2 {
+        return false;
+    }
+    let (base, mask) = subnet.split_at(addr.len());
+    addr.iter().zip(base).zip(mask).all(|((a, b), m)| a & m == b & m)
 }
 
 /// The SAN list for a leaf: `hostnames` plus localhost, 127.0.0.1 and ::1, deduplicated.

@@ -410,3 +410,91 @@ async fn listener_serves_through_poem_server() {
     let mut s = connect(addr, client(&ca.cert_pem, &versions)).await.unwrap();
     assert_ok_response(&http_get(&mut s).await);
 }
+
+/// Verifies `leaf` for `name` the way a rustls client does (webpki, `ca` as the only root).
+fn webpki_verify(ca: &CaMaterial, leaf: &LeafMaterial, name: &str) -> Result<(), rustls::Error> {
+    use rustls::client::danger::ServerCertVerifier as _;
+    let mut roots = RootCertStore::empty();
+    roots.add(first_cert_der(&ca.cert_pem).unwrap()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+    let server_name = ServerName::try_from(name.to_string()).unwrap();
+    let now = rustls::pki_types::UnixTime::now();
+    verifier
+        .verify_server_cert(&first_cert_der(&leaf.cert_pem).unwrap(), &[], &server_name, &[], now)
+        .map(|_| ())
+}
+
+#[test]
+fn local_ca_is_name_constrained_and_clients_enforce_it() {
+    let hosts: Vec<String> =
+        ["gh.example.com", "*.apps.example.org", "10.1.2.3", "[fd00::7]", "127.0.0.2"]
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+    let ca = generate_local_ca("Gatehouse Test CA", DAY * 30, &hosts).unwrap();
+    let ca_der = der(&ca.cert_pem);
+    let (_, cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+    let nc = cert.name_constraints().unwrap().expect("nameConstraints extension");
+    assert!(nc.critical, "nameConstraints must be critical");
+    assert!(nc.value.excluded_subtrees.is_none());
+    let mut dns = HashSet::new();
+    let mut ips = HashSet::new();
+    for subtree in nc.value.permitted_subtrees.as_ref().unwrap() {
+        match &subtree.base {
+            GeneralName::DNSName(d) => assert!(dns.insert(d.to_string())),
+            GeneralName::IPAddress(b) => assert!(ips.insert(b.to_vec())),
+            other => panic!("unexpected subtree {other:?}"),
+        }
+    }
+    let want_dns: HashSet<String> =
+        ["gh.example.com", "apps.example.org", "localhost"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(dns, want_dns);
+    let v6 = |a: &str, m: u8| {
+        let mut out = a.parse::<std::net::Ipv6Addr>().unwrap().octets().to_vec();
+        out.extend_from_slice(&(u128::MAX << (128 - u32::from(m))).to_be_bytes());
+        out
+    };
+    let want_ips: HashSet<Vec<u8>> = [
+        vec![10, 1, 2, 3, 255, 255, 255, 255],
+        vec![127, 0, 0, 0, 255, 0, 0, 0],
+        v6("fd00::7", 128),
+        v6("::1", 128),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(ips, want_ips);
+
+    // The leaf for the configured names passes webpki's name-constraint checks.
+    let leaf = issue_leaf(&ca, &hosts, DAY).unwrap();
+    for name in
+        ["gh.example.com", "x.apps.example.org", "localhost", "10.1.2.3", "127.0.0.1", "::1"]
+    {
+        webpki_verify(&ca, &leaf, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // A leaf the CA signs for any other name is refused by clients, whatever it names.
+    for outside in ["evil.example.net", "gh.example.com.evil.net", "10.1.2.4"] {
+        let forged = issue_leaf(&ca, &[outside.to_string()], DAY).unwrap();
+        let err = webpki_verify(&ca, &forged, outside).unwrap_err();
+        assert!(format!("{err:?}").contains("NameConstraint"), "{outside}: {err:?}");
+    }
+    // Without constraints (generate_ca) the same forgery would pass: the review's finding.
+    let open_ca = generate_ca("Unconstrained", DAY);
+    let open_ca = open_ca.unwrap();
+    let forged = issue_leaf(&open_ca, &["evil.example.net".to_string()], DAY).unwrap();
+    assert!(webpki_verify(&open_ca, &forged, "evil.example.net").is_ok());
+
+    assert_eq!(ca_coverage(&ca.cert_pem, &hosts).unwrap(), CaCoverage::Covered);
+    assert_eq!(
+        ca_coverage(&ca.cert_pem, &["sub.gh.example.com".into(), "::1".into()]).unwrap(),
+        CaCoverage::Covered
+    );
+    assert_eq!(
+        ca_coverage(&ca.cert_pem, &["new.example.net".into(), "10.9.9.9".into()]).unwrap(),
+        CaCoverage::Missing(vec!["new.example.net".into(), "10.9.9.9".into()])
+    );
+    assert_eq!(ca_coverage(&open_ca.cert_pem, &hosts).unwrap(), CaCoverage::Unconstrained);
+}

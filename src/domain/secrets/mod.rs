@@ -10,6 +10,7 @@ pub mod environments;
 pub mod history;
 pub mod projects;
 pub mod records;
+pub mod rekey;
 pub mod rotate;
 pub mod sealing;
 pub mod transfer;

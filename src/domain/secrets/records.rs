@@ -255,9 +255,22 @@ impl Record for VariableVersion {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OrgDataKey {
     pub organization_id: u64,
-    /// Base64 of the master-key-sealed 32-byte key.
+    /// Base64 of the master-key-sealed 32-byte key (the current one: it seals new values).
     pub sealed: String,
+    /// When the current key was made.
     pub created_at: i64,
+    /// 1 for the first key, +1 per data-key rotation (records written before rotation
+    /// existed read as 1).
+    #[serde(default = "first_generation")]
+    pub generation: u32,
+    /// While a rotation is under way: the key it replaces (sealed like `sealed`), which still
+    /// opens the values not re-sealed yet. Cleared once every value is re-sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+fn first_generation() -> u32 {
+    1
 }
 
 impl Record for OrgDataKey {

@@ -14,6 +14,7 @@ use crate::store::{get_meta, put_meta, reseal_master_check, Reader, WriteTx, Wri
 pub const SEALED_META_ROWS: &[(&str, &[u8])] = &[
     ("tls_ca_key", b"gatehouse/meta/tls_ca_key"),
     ("tls_leaf_key", b"gatehouse/meta/tls_leaf_key"),
+    // Files from before JWT key ids; blank once the key moved into the `jwt_keys` ring.
     ("jwt_signing_key", b"gatehouse/meta/jwt_signing_key"),
 ];
 
@@ -50,6 +51,10 @@ pub fn rotate_master_key(
         let resealed = new.seal(aad, &plain).map_err(|e| Error::internal(e.to_string()))?;
         put_meta(tx, name, &resealed)?;
         report.meta_rows.push((*name).to_string());
+    }
+    // The JWT key ring seals each key under its own kid, so it is re-sealed key by key.
+    if crate::auth::jwt::reseal_ring(tx, old, new)? {
+        report.meta_rows.push(crate::auth::jwt::RING_META_KEY.to_string());
     }
     Ok(report)
 }

@@ -45,20 +45,51 @@ fn push_value_aad(out: &mut Vec<u8>, slot: Slot) {
     push_decimal(out, u64::from(slot.version));
 }
 
+/// An organization's opened data key: `current` seals; while a data-key rotation is under
+/// way, `previous` still opens the values not yet re-sealed. A value does not record which
+/// key sealed it: AES-GCM's tag tells (a value opens under exactly one of them), and the
+/// second attempt is only made during a rotation, for rows it has not reached yet.
+#[derive(Clone, Debug)]
+pub struct DataKey {
+    pub current: SecretKey,
+    pub previous: Option<SecretKey>,
+}
+
+impl DataKey {
+    /// A key with no rotation under way.
+    pub fn single(current: SecretKey) -> Self {
+        Self { current, previous: None }
+    }
+}
+
 /// Opened data keys, remembered with the sealed text they came from: a hit requires the stored
 /// record to hold exactly that text, so an entry can never outlive or disagree with its row
 /// (even one written by a transaction that was later rolled back).
 #[derive(Default)]
-pub struct DataKeyCache(RwLock<HashMap<u64, (String, SecretKey)>>);
+pub struct DataKeyCache(RwLock<HashMap<u64, CachedKey>>);
+
+/// An opened key with the sealed texts (current, previous) it was opened from.
+struct CachedKey {
+    sealed: String,
+    previous: Option<String>,
+    key: DataKey,
+}
 
 impl DataKeyCache {
-    fn get(&self, org: u64, sealed: &str) -> Option<SecretKey> {
+    fn get(&self, rec: &OrgDataKey) -> Option<DataKey> {
         let map = self.0.read();
-        map.get(&org).filter(|(s, _)| s == sealed).map(|(_, k)| k.clone())
+        map.get(&rec.organization_id)
+            .filter(|c| c.sealed == rec.sealed && c.previous == rec.previous)
+            .map(|c| c.key.clone())
     }
 
-    fn put(&self, org: u64, sealed: &str, key: &SecretKey) {
-        self.0.write().insert(org, (sealed.to_string(), key.clone()));
+    fn put(&self, rec: &OrgDataKey, key: &DataKey) {
+        let cached = CachedKey {
+            sealed: rec.sealed.clone(),
+            previous: rec.previous.clone(),
+            key: key.clone(),
+        };
+        self.0.write().insert(rec.organization_id, cached);
     }
 
     /// Forgets an organization's key (after the organization is deleted).
@@ -67,24 +98,45 @@ impl DataKeyCache {
     }
 }
 
+/// Opens one master-sealed data key (base64 text) of `org`.
+pub(crate) fn open_sealed_key(
+    master: &SecretKey,
+    org: u64,
+    sealed_b64: &str,
+) -> Result<SecretKey, Error> {
+    let sealed = B64
+        .decode(sealed_b64)
+        .map_err(|_| Error::internal("organization data key is not valid base64"))?;
+    let plain = master
+        .open(&data_key_aad(org), &sealed)
+        .map_err(|_| Error::internal("organization data key does not open with the master key"))?;
+    let bytes: [u8; KEY_LEN] =
+        plain.try_into().map_err(|_| Error::internal("organization data key has a bad length"))?;
+    Ok(SecretKey::from_bytes(bytes))
+}
+
+/// Seals a data key of `org` under the master key, as base64 text.
+pub(crate) fn seal_key(master: &SecretKey, org: u64, key: &SecretKey) -> Result<String, Error> {
+    let sealed = master
+        .seal(&data_key_aad(org), key.expose())
+        .map_err(|e| Error::internal(e.to_string()))?;
+    Ok(B64.encode(sealed))
+}
+
 fn open_data_key(
     master: &SecretKey,
     cache: &DataKeyCache,
     rec: &OrgDataKey,
-) -> Result<SecretKey, Error> {
-    if let Some(k) = cache.get(rec.organization_id, &rec.sealed) {
+) -> Result<DataKey, Error> {
+    if let Some(k) = cache.get(rec) {
         return Ok(k);
     }
-    let sealed = B64
-        .decode(&rec.sealed)
-        .map_err(|_| Error::internal("organization data key is not valid base64"))?;
-    let plain = master
-        .open(&data_key_aad(rec.organization_id), &sealed)
-        .map_err(|_| Error::internal("organization data key does not open with the master key"))?;
-    let bytes: [u8; KEY_LEN] =
-        plain.try_into().map_err(|_| Error::internal("organization data key has a bad length"))?;
-    let key = SecretKey::from_bytes(bytes);
-    cache.put(rec.organization_id, &rec.sealed, &key);
+    let org = rec.organization_id;
+    let key = DataKey {
+        current: open_sealed_key(master, org, &rec.sealed)?,
+        previous: rec.previous.as_deref().map(|p| open_sealed_key(master, org, p)).transpose()?,
+    };
+    cache.put(rec, &key);
     Ok(key)
 }
 
@@ -94,7 +146,7 @@ pub fn read_data_key(
     master: &SecretKey,
     cache: &DataKeyCache,
     org: u64,
-) -> Result<Option<SecretKey>, Error> {
+) -> Result<Option<DataKey>, Error> {
     match tx.get(ORG_DATA_KEYS, org)? {
         Some(rec) => open_data_key(master, cache, &rec).map(Some),
         None => Ok(None),
@@ -107,41 +159,43 @@ pub fn data_key(
     master: &SecretKey,
     cache: &DataKeyCache,
     org: u64,
-) -> Result<SecretKey, Error> {
+) -> Result<DataKey, Error> {
     if let Some(rec) = tx.get(ORG_DATA_KEYS, org)? {
         return open_data_key(master, cache, &rec);
     }
     let key = SecretKey::generate().map_err(|e| Error::internal(e.to_string()))?;
-    let sealed = master
-        .seal(&data_key_aad(org), key.expose())
-        .map_err(|e| Error::internal(e.to_string()))?;
     let rec = OrgDataKey {
         organization_id: org,
-        sealed: B64.encode(sealed),
+        sealed: seal_key(master, org, &key)?,
         created_at: crate::domain::unix_now(),
+        generation: 1,
+        previous: None,
     };
     tx.put(ORG_DATA_KEYS, org, &rec)?;
-    Ok(key)
+    Ok(DataKey::single(key))
 }
 
-/// Re-seals an organization's data key record from `old` to `new` master key.
+/// Re-seals an organization's data key record (and the previous key of a rotation under way)
+/// from `old` to `new` master key.
 pub fn reseal_data_key(
     rec: &OrgDataKey,
     old: &SecretKey,
     new: &SecretKey,
 ) -> Result<OrgDataKey, Error> {
-    let aad = data_key_aad(rec.organization_id);
-    let sealed = B64
-        .decode(&rec.sealed)
-        .map_err(|_| Error::internal("organization data key is not valid base64"))?;
-    let plain = old.open(&aad, &sealed).map_err(|_| {
-        Error::internal(format!(
-            "the data key of organization {} does not open with the current master key",
-            rec.organization_id
-        ))
-    })?;
-    let resealed = new.seal(&aad, &plain).map_err(|e| Error::internal(e.to_string()))?;
-    Ok(OrgDataKey { sealed: B64.encode(resealed), ..rec.clone() })
+    let org = rec.organization_id;
+    let reseal = |sealed: &str| -> Result<String, Error> {
+        let key = open_sealed_key(old, org, sealed).map_err(|_| {
+            Error::internal(format!(
+                "the data key of organization {org} does not open with the current master key"
+            ))
+        })?;
+        seal_key(new, org, &key)
+    };
+    Ok(OrgDataKey {
+        sealed: reseal(&rec.sealed)?,
+        previous: rec.previous.as_deref().map(reseal).transpose()?,
+        ..rec.clone()
+    })
 }
 
 /// Where a value lives; the associated data of its ciphertext.
@@ -159,20 +213,22 @@ impl Slot {
     }
 }
 
-/// Seals `value` for `slot`, as base64 text.
-pub fn seal_value(key: &SecretKey, slot: Slot, value: &str) -> Result<Sealed, Error> {
-    let sealed =
-        key.seal(&slot.aad(), value.as_bytes()).map_err(|e| Error::internal(e.to_string()))?;
+/// Seals `value` for `slot` under the current data key.
+pub fn seal_value(key: &DataKey, slot: Slot, value: &str) -> Result<Sealed, Error> {
+    let sealed = key
+        .current
+        .seal(&slot.aad(), value.as_bytes())
+        .map_err(|e| Error::internal(e.to_string()))?;
     Ok(Sealed(sealed))
 }
 
 /// Opens a value sealed for `slot`; `None` if it does not open (wrong row, tampered, bad key).
-pub fn open_value(key: &SecretKey, slot: Slot, sealed: &Sealed) -> Option<String> {
+pub fn open_value(key: &DataKey, slot: Slot, sealed: &Sealed) -> Option<String> {
     Opener::default().try_open(Some(key), slot, &sealed.0).map(str::to_string)
 }
 
 /// Opens a value, or logs and returns [`DECRYPTION_ERROR`] (the value itself never logged).
-pub fn open_or_marker(key: Option<&SecretKey>, slot: Slot, sealed: &Sealed) -> String {
+pub fn open_or_marker(key: Option<&DataKey>, slot: Slot, sealed: &Sealed) -> String {
     Opener::default().open(key, slot, &sealed.0).to_string()
 }
 
@@ -188,7 +244,7 @@ pub struct Opener {
 impl Opener {
     /// The value sealed for `slot`, or [`DECRYPTION_ERROR`] (logged, without the value) if it
     /// does not open or is not UTF-8.
-    pub fn open(&mut self, key: Option<&SecretKey>, slot: Slot, sealed: &[u8]) -> &str {
+    pub fn open(&mut self, key: Option<&DataKey>, slot: Slot, sealed: &[u8]) -> &str {
         match self.try_open(key, slot, sealed) {
             Some(text) => text,
             None => {
@@ -206,11 +262,17 @@ impl Opener {
 
     /// The value sealed for `slot`; `None` if it does not open (wrong row, tampered, bad key)
     /// or is not UTF-8.
-    pub fn try_open(&mut self, key: Option<&SecretKey>, slot: Slot, sealed: &[u8]) -> Option<&str> {
+    pub fn try_open(&mut self, key: Option<&DataKey>, slot: Slot, sealed: &[u8]) -> Option<&str> {
+        let key = key?;
         self.aad.clear();
         push_value_aad(&mut self.aad, slot);
-        let plain = key?.open_into(&self.aad, sealed, &mut self.plain).ok()?;
-        std::str::from_utf8(plain).ok()
+        let opened = match key.current.open_into(&self.aad, sealed, &mut self.plain) {
+            Ok(plain) => plain.len(),
+            Err(_) => {
+                key.previous.as_ref()?.open_into(&self.aad, sealed, &mut self.plain).ok()?.len()
+            }
+        };
+        std::str::from_utf8(self.plain.get(..opened)?).ok()
     }
 }
 

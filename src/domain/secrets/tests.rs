@@ -373,3 +373,77 @@ fn every_change_is_audited_without_values() {
     assert_eq!(import.1.details["imported_count"], 1);
     assert_eq!(import.1.details["imported_keys"][0], "IMPORTED");
 }
+
+#[test]
+fn data_key_rotation_reseals_values_and_resumes_after_an_interruption() {
+    use crate::domain::secrets::rekey::{rotate_data_keys, rotate_org, RekeyOptions};
+    use crate::domain::secrets::sealing::{self, Slot};
+    let f = fixture();
+    let (env, var) = f.seed();
+    set(&f, var, "v2");
+    let second =
+        f.w(owner(), move |tx, c, v| variables::create(tx, c, v, env, "K2", "w1")).unwrap();
+    let second = second.variable.id;
+    let master = f.vault.master.clone();
+    let rec = f.r(|tx, _| Ok(tx.get(ORG_DATA_KEYS, 10)?.unwrap())).unwrap();
+    assert_eq!((rec.generation, rec.previous.as_ref()), (1, None));
+    let old_key = sealing::open_sealed_key(&master, 10, &rec.sealed).unwrap();
+    let opens_with_old = |f: &Fixture| -> usize {
+        f.r(|tx, _| {
+            let mut n = 0;
+            for id in [var, second] {
+                let v: Variable = tx.get(VARIABLES, id)?.unwrap();
+                let slot = Slot { org: 10, env, variable: id, version: v.version };
+                let aad = sealing::value_aad(slot.org, slot.env, slot.variable, slot.version);
+                n += usize::from(old_key.open(&aad, &v.sealed.0).is_ok());
+                for row in tx.children(VERSIONS_BY_VARIABLE, id)? {
+                    let h = tx.get(VARIABLE_VERSIONS, row)?.unwrap();
+                    let aad = sealing::value_aad(10, env, id, h.version);
+                    n += usize::from(old_key.open(&aad, &h.sealed.0).is_ok());
+                }
+            }
+            Ok(n)
+        })
+        .unwrap()
+    };
+    assert_eq!(opens_with_old(&f), 3);
+
+    // Interrupted after one variable: both keys are kept and every value still reads.
+    let opts = RekeyOptions { batch: 1, max_batches: Some(1) };
+    let part = rotate_org(&f.store, &master, 10, opts).unwrap().unwrap();
+    assert!(!part.finished);
+    let rec = f.r(|tx, _| Ok(tx.get(ORG_DATA_KEYS, 10)?.unwrap())).unwrap();
+    assert_eq!(rec.generation, 2);
+    assert!(rec.previous.is_some());
+    assert_eq!(opens_with_old(&f), 1, "the second variable is not re-sealed yet");
+    let c = owner();
+    let read = |f: &Fixture, id| f.r(|tx, v| variables::get(tx, &c, v, id)).unwrap().value;
+    assert_eq!((read(&f, var), read(&f, second)), ("v2".to_string(), "w1".to_string()));
+    // A write during the rotation seals under the new key.
+    set(&f, second, "w2");
+
+    let done = rotate_data_keys(&f.store, &master, None, RekeyOptions::default()).unwrap();
+    assert_eq!(done.len(), 1);
+    assert!(done[0].resumed && done[0].finished);
+    assert_eq!(done[0].unreadable, 0);
+    let rec = f.r(|tx, _| Ok(tx.get(ORG_DATA_KEYS, 10)?.unwrap())).unwrap();
+    assert_eq!((rec.generation, rec.previous.as_ref()), (2, None));
+    assert_eq!(opens_with_old(&f), 0, "the old data key opens nothing any more");
+    assert_eq!((read(&f, var), read(&f, second)), ("v2".to_string(), "w2".to_string()));
+    let history = f.r(|tx, v| history::versions(tx, &c, v, var)).unwrap();
+    let values: Vec<&str> = history.iter().map(|h| h.value.as_str()).collect();
+    assert_eq!(values, ["v2", "v1"]);
+
+    // A second run starts a new generation; a file mid-rotation survives master rotation.
+    let opts = RekeyOptions { batch: 1, max_batches: Some(0) };
+    rotate_org(&f.store, &master, 10, opts).unwrap();
+    let new_master = SecretKey::generate().unwrap();
+    let (o, n) = (master.clone(), new_master.clone());
+    f.store.write_blocking(move |tx| rotate::rotate_master_key(tx, &o, &n)).unwrap();
+    let rotated = Vault::new(new_master.clone(), 3, 30);
+    assert_eq!(f.store.read(|tx| variables::get(tx, &c, &rotated, var)).unwrap().value, "v2");
+    let done = rotate_data_keys(&f.store, &new_master, Some(10), RekeyOptions::default()).unwrap();
+    assert_eq!(done[0].generation, 3);
+    assert_eq!(f.store.read(|tx| variables::get(tx, &c, &rotated, second)).unwrap().value, "w2");
+    assert!(rotate_data_keys(&f.store, &new_master, Some(999), RekeyOptions::default()).is_err());
+}

@@ -7,7 +7,6 @@ use rustc_hash::FxHashMap;
 
 use serde_json::json;
 
-use crate::crypto::SecretKey;
 use crate::domain::audit::{self, AuditEvent};
 use crate::domain::dotenv::{is_valid_key, MAX_KEY_LEN, MAX_VALUE_BYTES};
 use crate::domain::secrets::records::{Environment, Sealed, Variable, VariableRef};
@@ -91,7 +90,7 @@ pub fn load(tx: &impl Reader, caller: &Caller, id: u64, min: Role) -> Result<Var
 /// — [`create`] and the import — do both). The key must be valid and free.
 pub(crate) fn insert(
     tx: &WriteTx,
-    key: &SecretKey,
+    key: &sealing::DataKey,
     env: &Environment,
     name: &str,
     value: &str,
@@ -128,7 +127,7 @@ pub(crate) fn insert(
 pub(crate) fn set_value(
     tx: &WriteTx,
     vault: &Vault,
-    key: &SecretKey,
+    key: &sealing::DataKey,
     var: &mut Variable,
     value: &str,
     user: u64,
@@ -321,7 +320,7 @@ struct Viewer<'a> {
     vault: &'a Vault,
     // Three lookups per row by small integer ids: FxHash, not SipHash (no attacker chooses
     // these keys, and SipHash was 4 % of a 100-variable list).
-    keys: FxHashMap<u64, Option<SecretKey>>,
+    keys: FxHashMap<u64, Option<sealing::DataKey>>,
     envs: FxHashMap<u64, String>,
     names: UserNames,
     opener: Opener,
