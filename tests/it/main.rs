@@ -9,6 +9,7 @@ mod cli;
 mod fixture;
 mod foundation;
 mod foundation_more;
+mod hardening;
 mod identity;
 mod logs;
 mod secrets;

@@ -1,0 +1,3 @@
+//! The security review's findings, one file per area.
+
+mod auth;
