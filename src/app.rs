@@ -135,6 +135,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
 
     let mut background = vec![
         spawn_usage_flusher(Arc::clone(&state)),
+        spawn_credential_sweeper(Arc::clone(&state)),
         spawn_deleted_sweeper(Arc::clone(&state)),
         crate::logs::retention::spawn(logs, store.clone()),
     ];
@@ -181,6 +182,21 @@ fn spawn_usage_flusher(state: Arc<AppState>) -> JoinHandle<()> {
             tick.tick().await;
             if let Err(e) = state.auth.flush_usage(&state.store).await {
                 tracing::warn!(error = %e, "credential usage flush failed");
+            }
+        }
+    })
+}
+
+/// Prunes expired login tokens, sessions, refresh tokens and deny-listed JWTs, hourly.
+fn spawn_credential_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let hour = Duration::from_secs(3600);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour / 60, hour);
+        loop {
+            tick.tick().await;
+            let secs = state.auth.token_lifetime_secs();
+            if let Err(e) = crate::auth::sweep::sweep_credentials(&state.store, secs).await {
+                tracing::warn!(error = %e, "credential sweep failed");
             }
         }
     })
@@ -289,6 +305,9 @@ impl Running {
         // records, commit the index, then close.
         if let Err(e) = self.state.auth.flush_usage(&self.state.store).await {
             tracing::warn!(error = %e, "credential usage flush failed");
+        }
+        if let Err(e) = self.state.auth.flush_failures(&self.state.store).await {
+            tracing::warn!(error = %e, "failed-login audit flush failed");
         }
         let logs = Arc::clone(&self.state.logs);
         let _ = tokio::task::spawn_blocking(move || logs.shutdown()).await;

@@ -84,6 +84,8 @@ pub struct AuthConfig {
     pub refresh_token_days: u64,
     pub pat_lifetime_days: u64,
     pub session_hours: u64,
+    /// Lifetime of a login token (`Authorization: Token …`), in hours.
+    pub token_hours: u64,
     pub lockout_failures: u64,
     pub lockout_minutes: u64,
     pub password_min_length: u64,
@@ -193,6 +195,7 @@ impl Default for AuthConfig {
             refresh_token_days: 7,
             pat_lifetime_days: 90,
             session_hours: 336,
+            token_hours: 720,
             lockout_failures: 10,
             lockout_minutes: 15,
             password_min_length: 10,
@@ -344,6 +347,8 @@ impl Config {
         at_least("auth.access_token_minutes", self.auth.access_token_minutes, 1)?;
         at_least("auth.refresh_token_days", self.auth.refresh_token_days, 1)?;
         at_least("auth.pat_lifetime_days", self.auth.pat_lifetime_days, 1)?;
+        at_least("auth.token_hours", self.auth.token_hours, 1)?;
+        at_most("auth.token_hours", self.auth.token_hours, 87_600)?;
         at_least("auth.password_min_length", self.auth.password_min_length, 8)?;
         at_least("rate_limit.user_per_hour", self.rate_limit.user_per_hour, 1)?;
         at_least("rate_limit.anon_per_hour", self.rate_limit.anon_per_hour, 1)?;

@@ -17,7 +17,8 @@ use crate::api::tags::ApiTags;
 use crate::app::AppState;
 use crate::auth::issue::choose_company;
 use crate::auth::{
-    digest_of, new_login_token, new_session_secret, passwords, PasswordCheck, SESSION_COOKIE,
+    digest_of, locked_error, new_login_token, new_session_secret, no_gate, passwords,
+    PasswordCheck, SESSION_COOKIE,
 };
 use crate::crypto::Secret;
 use crate::domain::accounts::{self, NewUser, ProfilePatch, Registration, TokenGrant};
@@ -169,6 +170,7 @@ pub(crate) async fn password_login(
     ident: &str,
     password: String,
     ip: Option<IpAddr>,
+    method: &'static str,
 ) -> ApiResult<User> {
     if ident.trim().is_empty() {
         return Err(Error::invalid("email", "This field is required.").into());
@@ -176,21 +178,17 @@ pub(crate) async fn password_login(
     if password.is_empty() {
         return Err(Error::invalid("password", "This field is required.").into());
     }
-    let checked = state.auth.check_password(&state.store, ident, Secret::new(password)).await?;
-    let known = match checked {
-        PasswordCheck::Ok(user) => return Ok(user),
-        PasswordCheck::Wrong(known) => known,
-        PasswordCheck::Locked(secs) => {
-            return Err(Error::rate_limited(secs)
-                .with_details(serde_json::Value::String(format!(
-                    "Too many failed login attempts. Try again in {secs} seconds."
-                )))
-                .into())
-        }
-    };
-    let ident = ident.to_string();
-    state.store.write(move |tx| accounts::record_login_failed(tx, &ident, known, ip)).await?;
-    Err(Error::unauthenticated("Invalid credentials").into())
+    // The route itself is counted per address by the authentication layer, so the hash
+    // needs no further gate here.
+    let checked = state
+        .auth
+        .check_password(&state.store, ident, Secret::new(password), ip, method, &no_gate)
+        .await?;
+    match checked {
+        PasswordCheck::Ok(user) => Ok(user),
+        PasswordCheck::Wrong => Err(Error::unauthenticated("Invalid credentials").into()),
+        PasswordCheck::Locked(secs) => Err(locked_error(secs).into()),
+    }
 }
 
 fn session_cookie(secret: &str, max_age: u64) -> String {
@@ -252,7 +250,8 @@ impl AuthApi {
         let grant = TokenGrant {
             digest: digest_of(token.expose()),
             kind: TokenKind::Token,
-            expires_at: None,
+            expires_at: Some(state.auth.token_expiry(unix_now())),
+            family: None,
         };
         let ip = client_ip(req);
         let (user, org) =
@@ -275,13 +274,14 @@ impl AuthApi {
         body: OptionalJson<LoginRequest>,
     ) -> ApiResult<LoginResult> {
         let ip = client_ip(req);
-        let (user, via, requested) = match body.0 {
-            Some(b) => {
-                let ident = b.email.or(b.username).unwrap_or_default();
-                (password_login(&state, &ident, b.password, ip).await?, "password", b.company_id)
-            }
-            None => {
-                match req.extensions().get::<Principal>() {
+        let (user, via, requested) =
+            match body.0 {
+                Some(b) => {
+                    let ident = b.email.or(b.username).unwrap_or_default();
+                    let user = password_login(&state, &ident, b.password, ip, "password").await?;
+                    (user, "password", b.company_id)
+                }
+                None => match req.extensions().get::<Principal>() {
                     Some(p) if p.credential == CredentialKind::Basic => {
                         let id = p.user_id;
                         let user = state.store.read(|tx| tx.get(USERS, id))?.ok_or_else(|| {
@@ -294,9 +294,8 @@ impl AuthApi {
                         "Send {email or username, password} as JSON, or HTTP Basic credentials.",
                     )
                     .into()),
-                }
-            }
-        };
+                },
+            };
         let now = unix_now();
         let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
         let company = choose_company(&memberships, requested)?;
@@ -310,12 +309,14 @@ impl AuthApi {
             TokenGrant {
                 digest: digest_of(token.expose()),
                 kind: TokenKind::Token,
-                expires_at: None,
+                expires_at: Some(state.auth.token_expiry(now)),
+                family: None,
             },
             TokenGrant {
                 digest: digest_of(session.expose()),
                 kind: TokenKind::Session,
                 expires_at: Some(session_expiry),
+                family: None,
             },
             pair.refresh_grant.clone(),
         ];

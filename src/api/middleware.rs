@@ -44,11 +44,21 @@ pub fn well_formed_request_id(s: &str) -> bool {
 }
 
 /// The client address: the peer, or — only when the peer is a trusted proxy — the right-most
-/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// `X-Forwarded-For` entry that is not itself a trusted proxy. Every `X-Forwarded-For` line
+/// counts, in order: a proxy may append its own line rather than extend the client's, and the
+/// client's line then comes first.
 pub fn client_ip(req: &Request, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
     let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
-    let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    Some(resolve_client_ip(peer, xff, trusted))
+    let xff = forwarded_for(req.headers());
+    Some(resolve_client_ip(peer, xff.as_deref(), trusted))
+}
+
+/// Every `X-Forwarded-For` line, joined in order. A line that is not text stops the walk
+/// there, like an entry that is not an address.
+fn forwarded_for(headers: &poem::http::HeaderMap) -> Option<String> {
+    let lines = headers.get_all("x-forwarded-for");
+    lines.iter().next()?;
+    Some(lines.iter().map(|v| v.to_str().unwrap_or("invalid")).collect::<Vec<_>>().join(","))
 }
 
 fn resolve_client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[ipnet::IpNet]) -> IpAddr {
@@ -481,6 +491,32 @@ mod tests {
         assert_eq!(resolve_client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
         assert_eq!(resolve_client_ip(ip("10.0.0.1"), Some("garbage"), &trusted), ip("10.0.0.1"));
         assert_eq!(resolve_client_ip(ip("10.0.0.1"), Some("1.2.3.4"), &[]), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn every_forwarded_for_line_counts() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let resolve = |lines: &[&[u8]], trusted: &[ipnet::IpNet]| {
+            let mut headers = poem::http::HeaderMap::new();
+            for l in lines {
+                headers.append("x-forwarded-for", HeaderValue::from_bytes(l).unwrap());
+            }
+            resolve_client_ip(peer, forwarded_for(&headers).as_deref(), trusted)
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // The client forges a first line; the proxy appends the real address on its own line.
+        assert_eq!(resolve(&[b"6.6.6.6", b"203.0.113.9"], &trusted), ip("203.0.113.9"));
+        assert_eq!(
+            resolve(&[b"6.6.6.6, 1.1.1.1", b"203.0.113.9, 10.0.0.7"], &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(resolve(&[b"203.0.113.9"], &trusted), ip("203.0.113.9"));
+        assert_eq!(resolve(&[], &trusted), peer);
+        // A line that is not text ends the walk: the address right of it is used.
+        assert_eq!(resolve(&[b"6.6.6.6", b"\xff", b"10.0.0.3"], &trusted), ip("10.0.0.3"));
+        // From an untrusted peer, no line counts.
+        assert_eq!(resolve(&[b"6.6.6.6", b"203.0.113.9"], &[]), peer);
     }
 }
 

@@ -18,6 +18,7 @@ pub mod organizations;
 pub mod paging;
 pub mod pats;
 pub mod projects;
+pub mod protected;
 pub mod request_id;
 pub mod request_log;
 pub mod secrets_support;
@@ -200,17 +201,20 @@ pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         )
         .nest("/cfg/grpc/monitor", monitor::alias::routes())
         .nest("/", api);
-    let app = authn::AuthLayer::new(
+    // Bodies are limited and buffered inside authentication and rate limiting: a request that
+    // is refused there is answered before its body is read.
+    let limited = BodyLimit::new(
         route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state)),
-        Arc::clone(&state),
+        Arc::clone(&settings),
     );
+    let protected = Arc::new(protected::ProtectedRoutes::from_spec(&docs_json));
+    let app = authn::AuthLayer::new(limited, Arc::clone(&state), protected);
     // The request log sits just inside `Edge` (request id, client address) and outside
     // authentication and rate limiting, so refused requests are logged too.
     let mut log_settings =
         request_log::RequestLogSettings::from_spec(&docs_json, settings.request_timeout);
     log_settings.enabled = state.config.logs.request_log_enabled;
     let log_settings = Arc::new(log_settings);
-    let limited = BodyLimit::new(app, Arc::clone(&settings));
-    let logged = request_log::RequestLogLayer::new(limited, Arc::clone(&state.logs), log_settings);
+    let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
     Edge::new(logged, settings)
 }

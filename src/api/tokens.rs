@@ -20,9 +20,9 @@ use crate::auth::{digest_of, passwords};
 use crate::crypto::Secret;
 use crate::domain::accounts;
 use crate::domain::audit::Actor;
-use crate::domain::credentials::TokenKind;
+use crate::domain::sessions::{self, Refresh};
 use crate::domain::{unix_now, CredentialKind, Error};
-use crate::store::tables::{TOKENS, TOKENS_BY_DIGEST, USERS};
+use crate::store::tables::USERS;
 use crate::store::Reader as _;
 
 pub struct TokenApi;
@@ -87,7 +87,7 @@ impl TokenApi {
     ) -> ApiResult<Json<TokenPair>> {
         let b = body.0;
         let ident = b.email.or(b.username).unwrap_or_default();
-        let user = password_login(&state, &ident, b.password, client_ip(req)).await?;
+        let user = password_login(&state, &ident, b.password, client_ip(req), "token").await?;
         let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
         let company = choose_company(&memberships, b.company_id)?;
         let pair = state.auth.issue_pair(&user, company, unix_now())?;
@@ -111,6 +111,7 @@ impl TokenApi {
     async fn refresh(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         body: Json<TokenRefreshRequest>,
     ) -> ApiResult<Json<TokenPair>> {
         let now = unix_now();
@@ -129,22 +130,24 @@ impl TokenApi {
             .or_else(|_| choose_company(&memberships, None))?;
         let pair = state.auth.issue_pair(&user, company, now)?;
         let (old_digest, grant) = (digest_of(&claims.jti), pair.refresh_grant.clone());
-        state
+        let actor = accounts::actor_for(&user, client_ip(req));
+        let outcome = state
             .store
-            .write(move |tx| -> Result<(), Error> {
-                let Some(id) = tx.lookup(TOKENS_BY_DIGEST, &old_digest)? else {
-                    return Err(token_invalid().0);
-                };
-                match tx.get(TOKENS, id)? {
-                    Some(r) if r.kind == TokenKind::Refresh && r.user_id == user.id => {}
-                    _ => return Err(token_invalid().0),
-                }
-                accounts::revoke_token(tx, id)?;
-                accounts::issue_token(tx, &user, &grant)?;
-                Ok(())
+            .write(move |tx| {
+                sessions::exchange_refresh(tx, &user, &old_digest, &grant, now, &actor)
             })
             .await?;
-        Ok(Json(TokenPair { access: pair.access.into_inner(), refresh: pair.refresh.into_inner() }))
+        match outcome {
+            Refresh::Rotated(_) => Ok(Json(TokenPair {
+                access: pair.access.into_inner(),
+                refresh: pair.refresh.into_inner(),
+            })),
+            Refresh::Reused(revoked) => {
+                tracing::warn!(revoked, "refresh token reused; its family is revoked");
+                Err(token_invalid())
+            }
+            Refresh::Invalid => Err(token_invalid()),
+        }
     }
 
     /// Check a token: `{}` when valid, 401 otherwise.
@@ -161,10 +164,9 @@ impl TokenApi {
         let token = body.0.token;
         let claims = state.auth.jwt.verify(&token, unix_now()).map_err(|_| token_invalid())?;
         let valid = match claims.token_type.as_str() {
-            "refresh" => state
-                .store
-                .read(|tx| tx.lookup(TOKENS_BY_DIGEST, &digest_of(&claims.jti)))?
-                .is_some(),
+            "refresh" => {
+                state.store.read(|tx| sessions::refresh_is_live(tx, &digest_of(&claims.jti)))?
+            }
             _ => state
                 .auth
                 .authenticate(
@@ -216,8 +218,8 @@ impl TokenApi {
                 Error::invalid("new_password2", "The two password fields didn't match.").into()
             );
         }
-        let hash = state.store.read(|tx| tx.get(USERS, p.user_id))?.map(|u| u.password_hash);
-        if !passwords::verify(hash, Secret::new(b.old_password)).await {
+        let old = Secret::new(b.old_password);
+        if !state.auth.check_old_password(&state.store, p.user_id, old, client_ip(req)).await? {
             return Err(Error::invalid(
                 "old_password",
                 "Your old password was entered incorrectly.",

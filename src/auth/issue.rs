@@ -86,6 +86,7 @@ impl AuthService {
                 digest: digest_of(&refresh_claims.jti),
                 kind: TokenKind::Refresh,
                 expires_at: Some(refresh_claims.exp),
+                family: None,
             },
         })
     }

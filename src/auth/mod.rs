@@ -5,12 +5,14 @@
 
 pub mod admin;
 pub mod bootstrap;
+pub mod failures;
 pub mod issue;
 pub mod jwt;
 pub mod lockout;
 pub mod passwords;
 pub mod ratelimit;
 mod resolve;
+pub mod sweep;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -26,6 +28,9 @@ use crate::domain::credentials::TokenKind;
 use crate::domain::records::User;
 use crate::domain::{unix_now, CredentialKind, Error, Principal};
 use crate::store::{Reader, Store};
+
+use failures::{FailedAction, Failure, FailureLog, FailureRecord, Shown};
+use lockout::LockKey;
 
 /// Name of the session cookie set at login.
 pub const SESSION_COOKIE: &str = "gatehouse_session";
@@ -114,6 +119,29 @@ pub(crate) enum UsageOf {
     Pat { id: u64 },
 }
 
+/// The kind of credential a cache entry was resolved from: part of the cache key, so a
+/// secret presented under another scheme never resolves from another kind's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum CacheKind {
+    Token,
+    Session,
+    Basic,
+    Jwt,
+    ApiKey,
+}
+
+type CacheKey = (CacheKind, [u8; 32]);
+
+/// Called right before a password hash is verified (the expensive step): the authentication
+/// layer spends the address's auth budget there and refuses when it is spent.
+pub type BeforeHash<'a> = &'a (dyn Fn() -> Result<(), Error> + Sync);
+
+/// A [`BeforeHash`] that lets every check through (the login form, whose route is already
+/// counted per address).
+pub fn no_gate() -> Result<(), Error> {
+    Ok(())
+}
+
 struct Cached {
     generation: u64,
     principal: Principal,
@@ -130,21 +158,36 @@ struct Usage {
 /// The outcome of a password check.
 pub enum PasswordCheck {
     Ok(User),
-    /// Wrong password or unknown account (with the user id when the account exists).
-    Wrong(Option<u64>),
-    /// Too many failures: locked for this many seconds.
+    /// Wrong password, unknown or inactive account (the failure is counted and audited).
+    Wrong,
+    /// Too many failures for this identity, known or not: locked for this many seconds.
     Locked(u64),
+}
+
+/// The 429 of a locked identity: the same answer whether the account exists or not.
+pub fn locked_error(secs: u64) -> Error {
+    Error::rate_limited(secs).with_details(serde_json::Value::String(format!(
+        "Too many failed login attempts. Try again in {secs} seconds."
+    )))
 }
 
 /// The resolver with its cache, limits and usage counters; one per server, in `AppState`.
 pub struct AuthService {
     generation: AtomicU64,
-    cache: RwLock<HashMap<[u8; 32], Cached>>,
-    /// Keys the Basic cache so that it holds no fast hash of a password.
+    cache: RwLock<HashMap<CacheKey, Cached>>,
+    /// Keys the Basic cache so that it holds no fast hash of a password, and hashes login
+    /// names that match no account (lockout, audit) so they are never kept as typed.
     basic_key: SecretKey,
+    /// HTTP Basic pairs whose password was verified: keyed like the Basic cache entries, with
+    /// the account and its credentials epoch. It outlives cache invalidations, so that a
+    /// Basic client does not pay (and spend its address's auth budget on) a hash after every
+    /// unrelated identity change; a password change bumps the epoch and ends the entry.
+    basic_verified: RwLock<HashMap<[u8; 32], (u64, u64)>>,
     pub jwt: jwt::JwtKeys,
     pub limiter: ratelimit::RateLimiter,
     pub lockout: lockout::Lockout,
+    /// Refused passwords waiting to be audited (one record per identity per minute).
+    failures: FailureLog,
     usage: Mutex<Usage>,
     pub config: AuthConfig,
 }
@@ -155,12 +198,14 @@ impl AuthService {
             generation: AtomicU64::new(1),
             cache: RwLock::new(HashMap::new()),
             basic_key: SecretKey::generate().map_err(|e| Error::internal(e.to_string()))?,
+            basic_verified: RwLock::new(HashMap::new()),
             jwt,
             limiter: ratelimit::RateLimiter::new(config.rate_limit.clone()),
             lockout: lockout::Lockout::new(
                 config.auth.lockout_failures,
                 config.auth.lockout_minutes,
             ),
+            failures: FailureLog::default(),
             usage: Mutex::new(Usage::default()),
             config: config.auth.clone(),
         }))
@@ -173,7 +218,7 @@ impl AuthService {
         self.cache.write().clear();
     }
 
-    fn cached(&self, key: &[u8; 32]) -> Option<(Principal, Limits)> {
+    fn cached(&self, key: &CacheKey) -> Option<(Principal, Limits)> {
         let now = unix_now();
         let generation = self.generation.load(Ordering::SeqCst);
         let cache = self.cache.read();
@@ -186,7 +231,7 @@ impl AuthService {
 
     fn remember(
         &self,
-        key: [u8; 32],
+        key: CacheKey,
         generation: u64,
         principal: &Principal,
         expires_at: Option<i64>,
@@ -204,6 +249,33 @@ impl AuthService {
         cache.insert(key, entry);
     }
 
+    /// How long a login token lives (`auth.token_hours`), in seconds.
+    pub fn token_lifetime_secs(&self) -> i64 {
+        i64::try_from(self.config.token_hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2)
+    }
+
+    /// The expiry of a login token issued at `now`.
+    pub fn token_expiry(&self, now: i64) -> i64 {
+        now.saturating_add(self.token_lifetime_secs())
+    }
+
+    /// The account a verified Basic pair stands for, with its credentials epoch.
+    fn basic_verified(&self, key: &[u8; 32]) -> Option<(u64, u64)> {
+        self.basic_verified.read().get(key).copied()
+    }
+
+    fn remember_basic(&self, key: [u8; 32], user_id: u64, epoch: u64) {
+        let mut verified = self.basic_verified.write();
+        if verified.len() >= CACHE_CAPACITY {
+            verified.clear();
+        }
+        verified.insert(key, (user_id, epoch));
+    }
+
+    fn forget_basic(&self, key: &[u8; 32]) {
+        self.basic_verified.write().remove(key);
+    }
+
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
@@ -216,12 +288,25 @@ impl AuthService {
         presented: Presented,
         ip: Option<IpAddr>,
     ) -> Result<Principal, Error> {
+        self.authenticate_gated(store, presented, ip, &no_gate).await
+    }
+
+    /// [`authenticate`](Self::authenticate), calling `before_hash` before any password hash
+    /// is verified (HTTP Basic not answered from the cache).
+    pub async fn authenticate_gated(
+        &self,
+        store: &Store,
+        presented: Presented,
+        ip: Option<IpAddr>,
+        before_hash: BeforeHash<'_>,
+    ) -> Result<Principal, Error> {
         let (principal, limits) = match presented {
             Presented::Token(s) => self.resolve_token(store, s.expose(), TokenKind::Token)?,
             Presented::Session(s) => self.resolve_token(store, s.expose(), TokenKind::Session)?,
-            Presented::Basic { ident, password } => {
-                (self.resolve_basic(store, &ident, password, ip).await?, Limits::default())
-            }
+            Presented::Basic { ident, password } => (
+                self.resolve_basic(store, &ident, password, ip, before_hash).await?,
+                Limits::default(),
+            ),
             Presented::Bearer(s) if jwt::looks_like_jwt(s.expose()) => {
                 self.resolve_jwt(store, s.expose())?
             }
@@ -270,8 +355,11 @@ impl AuthService {
         self.usage.lock().pats.get(&id).copied()
     }
 
-    /// Writes the batched usage counters (API key requests, `last_used_at`) in one commit.
+    /// Writes the batched usage counters (API key requests, `last_used_at`) in one commit,
+    /// and the refused-password records that are due.
     pub async fn flush_usage(&self, store: &Store) -> Result<(), Error> {
+        let due = self.failures.due(unix_now(), false);
+        self.write_failures(store, due).await?;
         let taken = std::mem::take(&mut *self.usage.lock());
         if taken.api_keys.is_empty() && taken.pats.is_empty() {
             return Ok(());
@@ -285,33 +373,143 @@ impl AuthService {
             .await
     }
 
-    /// Verifies an email-or-username and password (the login form), honouring the lockout.
+    /// At shutdown: writes every refused-password count not yet recorded.
+    pub async fn flush_failures(&self, store: &Store) -> Result<(), Error> {
+        let all = self.failures.due(unix_now(), true);
+        self.write_failures(store, all).await
+    }
+
+    async fn write_failures(
+        &self,
+        store: &Store,
+        records: Vec<FailureRecord>,
+    ) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let owned = records.clone();
+        let written = store
+            .write(move |tx| -> Result<(), Error> {
+                for r in &owned {
+                    let (user_id, login, hash) = match &r.shown {
+                        Shown::Account { user_id, login } => (Some(*user_id), login.as_str(), None),
+                        Shown::Unknown { hash } => (None, "unknown", Some(hash.as_str())),
+                        Shown::Overflow => (None, "unknown", None),
+                    };
+                    accounts::record_login_failed(
+                        tx,
+                        &accounts::FailedLogins {
+                            action: r.action.as_str(),
+                            user_id,
+                            login,
+                            login_hash: hash,
+                            method: r.method,
+                            count: r.count,
+                            first_at: r.first_at,
+                            last_at: r.last_at,
+                            ip: r.ip,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .await;
+        if written.is_err() {
+            self.failures.restore(records);
+        }
+        written
+    }
+
+    /// Counts a refused password in the audit aggregate; writes a record when one is due.
+    async fn audit_failure(&self, store: &Store, failure: Failure) {
+        if let Some(record) = self.failures.note(failure, unix_now()) {
+            if let Err(e) = self.write_failures(store, vec![record]).await {
+                tracing::warn!(error = %e, "failed-login audit write failed; kept for later");
+            }
+        }
+    }
+
+    /// The keyed hash a login name that matches no account is known by (lockout, audit).
+    fn ident_key(&self, normalised: &str) -> [u8; 16] {
+        let mut material = b"login-name\0".to_vec();
+        material.extend_from_slice(normalised.as_bytes());
+        let mac = self.basic_key.hmac_sha256(&material);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&mac[..16]);
+        out
+    }
+
+    /// Verifies an email-or-username and password, honouring the lockout, which applies to
+    /// every name: an account, or a name that matches none (so the answers of a locked account
+    /// and of an unknown name are the same, after the same work). `before_hash` runs right
+    /// before the hash is verified. Failures are counted and audited (aggregated).
     pub async fn check_password(
         &self,
         store: &Store,
         ident: &str,
         password: Secret<String>,
+        ip: Option<IpAddr>,
+        method: &'static str,
+        before_hash: BeforeHash<'_>,
     ) -> Result<PasswordCheck, Error> {
-        let user = store.read(|tx| accounts::find_by_login(tx, ident))?;
+        let ident = ident.trim().to_lowercase();
+        let user = store.read(|tx| accounts::find_by_login(tx, &ident))?;
+        let (key, shown) = match &user {
+            Some(u) => (LockKey::User(u.id), Shown::Account { user_id: u.id, login: ident }),
+            None => {
+                let key = self.ident_key(&ident);
+                (LockKey::Ident(key), Shown::Unknown { hash: hex::encode(&key[..6]) })
+            }
+        };
         let now = unix_now();
-        if let Some(secs) = user.as_ref().and_then(|u| self.lockout.locked(u.id, now)) {
+        if let Some(secs) = self.lockout.locked(key, now) {
             return Ok(PasswordCheck::Locked(secs));
         }
+        before_hash()?;
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         let ok = passwords::verify(hash, password).await;
-        Ok(match user {
-            Some(u) if ok && u.is_active => {
-                self.lockout.success(u.id);
-                PasswordCheck::Ok(u)
-            }
-            Some(u) => {
-                if !ok {
-                    self.lockout.failure(u.id, now);
-                }
-                PasswordCheck::Wrong(Some(u.id))
-            }
-            None => PasswordCheck::Wrong(None),
-        })
+        if let Some(u) = user.filter(|u| ok && u.is_active) {
+            self.lockout.success(key);
+            return Ok(PasswordCheck::Ok(u));
+        }
+        if !ok {
+            self.lockout.failure(key, now);
+        }
+        let failure = Failure { action: FailedAction::Login, key, shown, ip, method };
+        self.audit_failure(store, failure).await;
+        Ok(PasswordCheck::Wrong)
+    }
+
+    /// Checks the caller's current password before a password change: locked identities are
+    /// refused (429) without hashing, and a wrong password counts in the lockout and the audit.
+    pub async fn check_old_password(
+        &self,
+        store: &Store,
+        user_id: u64,
+        password: Secret<String>,
+        ip: Option<IpAddr>,
+    ) -> Result<bool, Error> {
+        let key = LockKey::User(user_id);
+        let now = unix_now();
+        if let Some(secs) = self.lockout.locked(key, now) {
+            return Err(locked_error(secs));
+        }
+        let user = store.read(|tx| tx.get(crate::store::tables::USERS, user_id))?;
+        let login = user.as_ref().map(|u| u.email.clone()).unwrap_or_default();
+        if passwords::verify(user.map(|u| u.password_hash), password).await {
+            return Ok(true);
+        }
+        self.lockout.failure(key, now);
+        let shown = Shown::Account { user_id, login };
+        let failure = Failure {
+            action: FailedAction::PasswordChange,
+            key,
+            shown,
+            ip,
+            method: "password_change",
+        };
+        self.audit_failure(store, failure).await;
+        Ok(false)
     }
 }
 

@@ -3,7 +3,7 @@
 //! its limits.
 
 use crate::auth::jwt::Claims;
-use crate::auth::{principal_for, AuthService, Limits, UsageOf};
+use crate::auth::{principal_for, AuthService, BeforeHash, CacheKind, Limits, UsageOf};
 use crate::crypto::{sha256, Secret};
 use crate::domain::credentials::TokenKind;
 use crate::domain::{unix_now, CredentialKind, Error, Principal};
@@ -38,12 +38,16 @@ impl AuthService {
             return Err(invalid());
         }
         let lower = secret.to_ascii_lowercase();
-        let key = sha256(lower.as_bytes());
+        let digest_bytes = sha256(lower.as_bytes());
+        let key = match kind {
+            TokenKind::Session => (CacheKind::Session, digest_bytes),
+            TokenKind::Token | TokenKind::Refresh => (CacheKind::Token, digest_bytes),
+        };
         if let Some(hit) = self.cached(&key) {
             return Ok(hit);
         }
         let generation = self.generation();
-        let digest = hex::encode(key);
+        let digest = hex::encode(digest_bytes);
         let now = unix_now();
         let found = store.read(|tx| -> Result<Option<(Principal, Option<i64>)>, Error> {
             let Some(id) = tx.lookup(TOKENS_BY_DIGEST, &digest)? else { return Ok(None) };
@@ -73,33 +77,45 @@ impl AuthService {
         ident: &str,
         password: Secret<String>,
         ip: Option<std::net::IpAddr>,
+        before_hash: BeforeHash<'_>,
     ) -> Result<Principal, Error> {
         let ident = ident.trim().to_lowercase();
         let mut material = ident.clone().into_bytes();
         material.push(0);
         material.extend_from_slice(password.expose().as_bytes());
-        let key = self.basic_key.hmac_sha256(&material);
+        let key = (CacheKind::Basic, self.basic_key.hmac_sha256(&material));
         if let Some((p, _)) = self.cached(&key) {
             return Ok(p);
         }
         let generation = self.generation();
         let invalid = || Error::unauthenticated("Invalid username/password.");
-        let user = match self.check_password(store, &ident, password).await? {
-            crate::auth::PasswordCheck::Ok(user) => user,
-            crate::auth::PasswordCheck::Wrong(known) => {
-                // Audited like a failed login form (the rate limiter bounds these writes).
-                let ident = ident.clone();
-                store
-                    .write(move |tx| {
-                        crate::domain::accounts::record_login_failed(tx, &ident, known, ip)
-                    })
-                    .await?;
-                return Err(invalid());
+        if let Some((user_id, epoch)) = self.basic_verified(&key.1) {
+            // Verified before: still valid while the name names the same account and the
+            // password has not changed since (a change bumps the epoch). No hash needed.
+            let again = store.read(|tx| -> Result<Option<Principal>, Error> {
+                let Some(user) = crate::domain::accounts::find_by_login(tx, &ident)? else {
+                    return Ok(None);
+                };
+                if user.id != user_id || user.credentials_epoch != epoch || !user.is_active {
+                    return Ok(None);
+                }
+                Ok(Some(principal_for(tx, &user, CredentialKind::Basic)?))
+            })?;
+            match again {
+                Some(principal) => {
+                    self.remember(key, generation, &principal, None, &Limits::default());
+                    return Ok(principal);
+                }
+                None => self.forget_basic(&key.1),
             }
+        }
+        let checked =
+            self.check_password(store, &ident, password, ip, "basic", before_hash).await?;
+        let user = match checked {
+            crate::auth::PasswordCheck::Ok(user) => user,
+            crate::auth::PasswordCheck::Wrong => return Err(invalid()),
             crate::auth::PasswordCheck::Locked(secs) => {
-                return Err(Error::rate_limited(secs).with_details(serde_json::Value::String(
-                    format!("Too many failed login attempts. Try again in {secs} seconds."),
-                )))
+                return Err(crate::auth::locked_error(secs))
             }
         };
         let principal = store.read(|tx| -> Result<Principal, Error> {
@@ -110,12 +126,13 @@ impl AuthService {
             }
             principal_for(tx, &fresh, CredentialKind::Basic)
         })?;
+        self.remember_basic(key.1, user.id, user.credentials_epoch);
         self.remember(key, generation, &principal, None, &Limits::default());
         Ok(principal)
     }
 
     pub(crate) fn resolve_jwt(&self, store: &Store, token: &str) -> Result<Resolved, Error> {
-        let key = sha256(token.as_bytes());
+        let key = (CacheKind::Jwt, sha256(token.as_bytes()));
         if let Some(hit) = self.cached(&key) {
             return Ok(hit);
         }
@@ -171,12 +188,13 @@ impl AuthService {
             return Err(invalid());
         }
         let lower = secret.to_ascii_lowercase();
-        let key = sha256(lower.as_bytes());
+        let digest_bytes = sha256(lower.as_bytes());
+        let key = (CacheKind::ApiKey, digest_bytes);
         if let Some(hit) = self.cached(&key) {
             return Ok(hit);
         }
         let generation = self.generation();
-        let digest = hex::encode(key);
+        let digest = hex::encode(digest_bytes);
         let now = unix_now();
         let found = store.read(|tx| -> Result<Option<(Resolved, Option<i64>)>, Error> {
             let Some(id) = tx.lookup(API_KEYS_BY_DIGEST, &digest)? else { return Ok(None) };
@@ -207,8 +225,12 @@ impl AuthService {
                 ip_allowlist: k.ip_allowlist.clone(),
                 expires_at: k.expires_at,
             };
-            let allow =
-                crate::domain::api_keys::parse_allowlist(&k.ip_allowlist).unwrap_or_default();
+            // An allow-list that no longer parses refuses every address: failing open would
+            // turn a damaged restriction into none.
+            let Ok(allow) = crate::domain::api_keys::parse_allowlist(&k.ip_allowlist) else {
+                tracing::warn!(api_key = id, "stored IP allow-list does not parse; key refused");
+                return Err(Error::forbidden("This API key may not be used from this address."));
+            };
             let limits =
                 Limits { allow, usage: Some(UsageOf::ApiKey { id, version: version.version }) };
             let until = match (k.expires_at, version.valid_until) {

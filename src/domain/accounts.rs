@@ -42,6 +42,8 @@ pub struct TokenGrant {
     pub digest: String,
     pub kind: TokenKind,
     pub expires_at: Option<i64>,
+    /// Refresh tokens issued by rotation: the family of the token they replace.
+    pub family: Option<u64>,
 }
 
 /// `local@domain.tld`, no spaces, ≤ 254 characters.
@@ -226,6 +228,8 @@ pub fn issue_token(tx: &WriteTx, user: &User, grant: &TokenGrant) -> Result<u64,
         created_at: unix_now(),
         expires_at: grant.expires_at,
         epoch: user.credentials_epoch,
+        family: grant.family,
+        rotated_at: None,
     };
     tx.put(TOKENS, id, &row)?;
     tx.link(USER_TOKENS, user.id, id)?;
@@ -295,24 +299,48 @@ pub fn record_login(
     Ok(user)
 }
 
-/// A failed login, recorded without the password.
-pub fn record_login_failed(
-    tx: &WriteTx,
-    ident: &str,
-    user_id: Option<u64>,
-    ip: Option<std::net::IpAddr>,
-) -> Result<(), Error> {
-    let actor = Actor::anonymous(ip);
-    let shown: String = ident.chars().take(254).collect();
+/// Refused password attempts of one identity, aggregated (at most one record per identity per
+/// minute). `login` is an account's own email or username, or `unknown` when the name
+/// matched no account (then `login_hash` tells names apart without storing them: a password
+/// typed into the user field must not land in the audit log).
+#[derive(Debug, Clone)]
+pub struct FailedLogins<'a> {
+    /// `user_login_failed` or `password_change_failed`.
+    pub action: &'a str,
+    pub user_id: Option<u64>,
+    pub login: &'a str,
+    pub login_hash: Option<&'a str>,
+    /// `password`, `basic`, `token` or `password_change`.
+    pub method: &'a str,
+    pub count: u64,
+    pub first_at: i64,
+    pub last_at: i64,
+    /// The address of the last attempt.
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// Writes one aggregated record of refused password attempts, without the password.
+pub fn record_login_failed(tx: &WriteTx, f: &FailedLogins<'_>) -> Result<(), Error> {
+    let actor = Actor::anonymous(f.ip);
+    let mut details = json!({
+        "login": f.login,
+        "count": f.count,
+        "method": f.method,
+        "first_at": crate::domain::rfc3339_from_unix(f.first_at),
+        "last_at": crate::domain::rfc3339_from_unix(f.last_at),
+    });
+    if let (Some(hash), Some(map)) = (f.login_hash, details.as_object_mut()) {
+        map.insert("login_hash".into(), json!(hash));
+    }
     audit::record(
         tx,
         AuditEvent {
             actor: &actor,
             organization_id: None,
-            action: "user_login_failed",
+            action: f.action,
             target_type: "user",
-            target_id: user_id.map(|u| u.to_string()).unwrap_or_default(),
-            details: json!({"login": shown}),
+            target_id: f.user_id.map(|u| u.to_string()).unwrap_or_default(),
+            details,
         },
     )?;
     Ok(())

@@ -9,7 +9,8 @@ use crate::store::Record;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
-    /// `Authorization: Token <40 hex>` (KeyNest's login token; no expiry).
+    /// `Authorization: Token <40 hex>` (KeyNest's login token; expires after
+    /// `auth.token_hours`).
     Token,
     /// The `gatehouse_session` cookie set at login (expires after `auth.session_hours`).
     Session,
@@ -31,6 +32,26 @@ pub struct LoginToken {
     pub expires_at: Option<i64>,
     /// The user's `credentials_epoch` when issued; a password change bumps the epoch.
     pub epoch: u64,
+    /// Refresh tokens: the id of the first refresh token of the login they descend from
+    /// (rotation keeps it). `None` on older rows: the row's own id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<u64>,
+    /// Refresh tokens: when this one was exchanged. The row stays (until its expiry) so that
+    /// presenting it again is recognised as reuse and ends the whole family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<i64>,
+}
+
+impl LoginToken {
+    /// A login token stored before login tokens expired: the sweeper gives it one.
+    pub fn lacks_expiry(&self) -> bool {
+        self.kind == TokenKind::Token && self.expires_at.is_none()
+    }
+
+    /// The refresh family this row belongs to.
+    pub fn family_id(&self) -> u64 {
+        self.family.unwrap_or(self.id)
+    }
 }
 
 impl Record for LoginToken {

@@ -4,7 +4,7 @@
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
-use super::typed::{IndexTable, RecordTable};
+use super::typed::{IndexTable, LookupTable, RecordTable};
 use super::{Record, StoreError};
 
 fn missing_is_empty<T>(r: Result<T, redb::TableError>) -> Result<Option<T>, StoreError> {
@@ -39,6 +39,14 @@ pub trait RangeReader {
         to: u64,
         f: &mut RawVisitor<'_>,
     ) -> Result<(), StoreError>;
+    /// Up to `limit` entries of a lookup table with key after `after` (from the start when
+    /// `None`), ascending.
+    fn lookup_entries(
+        &self,
+        table: LookupTable,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
 }
 
 macro_rules! impl_range_reader {
@@ -99,6 +107,28 @@ macro_rules! impl_range_reader {
                     }
                 }
                 Ok(())
+            }
+
+            fn lookup_entries(
+                &self,
+                table: LookupTable,
+                after: Option<&str>,
+                limit: usize,
+            ) -> Result<Vec<(String, u64)>, StoreError> {
+                use std::ops::Bound;
+                let Some(t) = missing_is_empty(self.open_table(table.def))? else {
+                    return Ok(Vec::new());
+                };
+                let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+                let mut out = Vec::new();
+                for entry in t.range::<&str>((start, Bound::Unbounded))? {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    let (k, v) = entry?;
+                    out.push((k.value().to_string(), v.value()));
+                }
+                Ok(out)
             }
         }
     };
