@@ -139,6 +139,9 @@ impl<E: Endpoint> Endpoint for Edge<E> {
 const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest the left-over body is read for.
 const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
+/// A client that sends nothing for this long is not sending a body we owe a read: answer it
+/// (a stalled upload must not hold its refusal back for the whole drain time).
+const DRAIN_IDLE_TIME: Duration = Duration::from_secs(1);
 
 type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
@@ -215,13 +218,14 @@ fn may_have_body(req: &Request) -> bool {
     }
 }
 
-/// Reads and discards `rest` up to [`DRAIN_MAX_BYTES`] within [`DRAIN_MAX_TIME`]; returns the
-/// bytes read and whether the body ended.
+/// Reads and discards `rest` up to [`DRAIN_MAX_BYTES`] within [`DRAIN_MAX_TIME`], giving up
+/// after [`DRAIN_IDLE_TIME`] without a byte; returns the bytes read and whether the body ended.
 async fn drain(mut rest: BodyStream) -> (u64, bool) {
     let deadline = tokio::time::Instant::now() + DRAIN_MAX_TIME;
     let mut read = 0u64;
     loop {
-        match tokio::time::timeout_at(deadline, rest.next()).await {
+        let until = deadline.min(tokio::time::Instant::now() + DRAIN_IDLE_TIME);
+        match tokio::time::timeout_at(until, rest.next()).await {
             Ok(Some(Ok(chunk))) => {
                 read = read.saturating_add(chunk.len() as u64);
                 if read > DRAIN_MAX_BYTES {
