@@ -21,6 +21,9 @@ pub struct TestServer {
 pub fn env_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("GATEHOUSE_RATE_LIMIT_ENABLED".into(), "false".into());
+    // A CI machine's free space is not the server's to judge in tests: the disk guard has its
+    // own test, which sets the minimum it needs.
+    env.insert("GATEHOUSE_LOGS_MIN_FREE_DISK_MB".into(), "0".into());
     env.insert("GATEHOUSE_ADMIN_EMAIL".into(), "admin@example.com".into());
     env.insert("GATEHOUSE_ADMIN_PASSWORD".into(), "admin-password-123".into());
     for (k, v) in pairs {
@@ -44,6 +47,22 @@ pub fn client_for(ca_pem: &str) -> reqwest::Client {
     .with_root_certificates(roots)
     .with_no_client_auth();
     reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap()
+}
+
+/// A raw TLS connector trusting exactly `ca_pem` (for tests that write HTTP by hand).
+pub fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
 }
 
 impl TestServer {

@@ -10,7 +10,9 @@ use gatehouse::store::{Reader as _, Writer as _};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::harness::{assert_error, auth, login_admin, register, TestServer, TestUser};
+use crate::harness::{
+    assert_error, auth, login_admin, register, tls_connector, TestServer, TestUser,
+};
 
 type Err = gatehouse::domain::Error;
 
@@ -582,21 +584,6 @@ async fn l7_cookie_writes_must_come_from_this_origin() {
 }
 
 // ---- L10 -----------------------------------------------------------------------------------
-
-fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-}
 
 /// Sends the head of a chunked upload and one chunk, never the end, and returns the status
 /// line the server answers with (if it answers within five seconds).

@@ -6,20 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::harness::{assert_error, auth, login_admin, register, TestServer, TestUser};
-
-/// Audit actions recorded so far (read straight from the data file).
-fn audit_actions(server: &TestServer) -> Vec<String> {
-    use gatehouse::store::tables::AUDIT;
-    use gatehouse::store::Reader as _;
-    let state = &server.running.as_ref().unwrap().state;
-    state
-        .store
-        .read(|tx| tx.scan(AUDIT, 0..=u64::MAX, usize::MAX, false))
-        .unwrap()
-        .into_iter()
-        .map(|(_, r)| r.action)
-        .collect()
-}
+use crate::identity::audit_actions;
 
 async fn send(
     server: &TestServer,
