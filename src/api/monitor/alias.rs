@@ -1,6 +1,6 @@
 //! django-cfg as deployed serves the monitor under `/cfg/grpc/monitor/…`. These plain poem
 //! routes answer there with the same views; they are left out of the OpenAPI document (the
-//! README lists them) so generated clients see each operation once.
+//! docs/api.md lists them) so generated clients see each operation once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
