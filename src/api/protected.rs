@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-type Templates = HashMap<(String, usize), Vec<Vec<String>>>;
+/// method → segment count → path templates; looked up by `&str` (no allocation per request).
+type Templates = HashMap<String, HashMap<usize, Vec<Vec<String>>>>;
 
 /// `(method, segment count)` → path templates of protected and of public operations.
 #[derive(Debug, Default)]
@@ -16,7 +17,7 @@ pub struct ProtectedRoutes {
 
 fn fits(templates: &Templates, method: &str, path: &str) -> bool {
     let n = segments(path).count();
-    templates.get(&(method.to_string(), n)).is_some_and(|all| {
+    templates.get(method).and_then(|by_len| by_len.get(&n)).is_some_and(|all| {
         all.iter().any(|t| t.iter().zip(segments(path)).all(|(t, s)| t == s || t.starts_with('{')))
     })
 }
@@ -41,7 +42,11 @@ impl ProtectedRoutes {
                 });
                 let template: Vec<String> = segments(path).map(str::to_string).collect();
                 let into = if secured { &mut protected } else { &mut public };
-                into.entry((method.to_uppercase(), template.len())).or_default().push(template);
+                into.entry(method.to_uppercase())
+                    .or_default()
+                    .entry(template.len())
+                    .or_default()
+                    .push(template);
             }
         }
         Self { protected, public }
