@@ -141,7 +141,7 @@ const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
 const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
 /// A client that sends nothing for this long is not sending a body we owe a read: answer it
 /// (a stalled upload must not hold its refusal back for the whole drain time).
-const DRAIN_IDLE_TIME: Duration = Duration::from_secs(1);
+const DRAIN_IDLE_TIME: Duration = Duration::from_secs(2);
 
 type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
