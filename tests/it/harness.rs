@@ -32,37 +32,37 @@ pub fn env_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     env
 }
 
-/// A reqwest client trusting exactly `ca_pem`, with ring as its crypto provider.
-pub fn client_for(ca_pem: &str) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    let mut reader = std::io::BufReader::new(ca_pem.as_bytes());
-    for cert in rustls_pemfile::certs(&mut reader) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap()
-}
-
-/// A raw TLS connector trusting exactly `ca_pem` (for tests that write HTTP by hand).
-pub fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
+/// A rustls client configuration trusting exactly `ca_pem`, with ring as its crypto provider.
+pub fn tls_config(ca_pem: &str) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// A reqwest client trusting exactly `ca_pem`.
+pub fn client_for(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder().use_preconfigured_tls(tls_config(ca_pem)).build().unwrap()
+}
+
+/// A reqwest client trusting exactly `ca_pem` that speaks only HTTP/2 (`h2`) or only HTTP/1.1
+/// (ALPN and, for HTTP/2, prior knowledge).
+pub fn client_speaking(ca_pem: &str, h2: bool) -> reqwest::Client {
+    let mut tls = tls_config(ca_pem);
+    tls.alpn_protocols = vec![if h2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
+    let b = reqwest::Client::builder().use_preconfigured_tls(tls);
+    let b = if h2 { b.http2_prior_knowledge() } else { b.http1_only() };
+    b.build().unwrap()
+}
+
+/// A raw TLS connector trusting exactly `ca_pem` (for tests that write HTTP by hand).
+pub fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
+    tokio_rustls::TlsConnector::from(Arc::new(tls_config(ca_pem)))
 }
 
 impl TestServer {

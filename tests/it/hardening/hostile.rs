@@ -88,19 +88,7 @@ struct Run {
 
 /// A client trusting `ca_pem` that speaks HTTP/2 only.
 fn h2_client(ca_pem: &str) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    reqwest::Client::builder().use_preconfigured_tls(tls).http2_prior_knowledge().build().unwrap()
+    crate::harness::client_speaking(ca_pem, true)
 }
 
 impl Run {

@@ -2,8 +2,6 @@
 //! M6, L12 and the 413 finding): each test sends the attack over real HTTPS and checks the
 //! refusal, in the error format, with the server still up.
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
 
 use crate::harness::{assert_error, auth, login_admin, register, TestServer, TestUser};
@@ -301,25 +299,9 @@ async fn below_the_free_disk_minimum_nothing_more_is_stored() {
     still_up(&server).await;
 }
 
-/// A client that trusts the server's CA and speaks only `version` (ALPN and, for HTTP/2,
-/// prior knowledge).
+/// A client that trusts the server's CA and speaks only HTTP/2 (`h2`) or HTTP/1.1.
 fn client(server: &TestServer, h2: bool) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    let mut reader = std::io::BufReader::new(server.ca_pem.as_bytes());
-    for cert in rustls_pemfile::certs(&mut reader) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![if h2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
-    let b = reqwest::Client::builder().use_preconfigured_tls(tls);
-    let b = if h2 { b.http2_prior_knowledge() } else { b.http1_only() };
-    b.build().unwrap()
+    crate::harness::client_speaking(&server.ca_pem, h2)
 }
 
 /// A 3 MiB JSON document (the limit is 1 MiB).
