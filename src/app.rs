@@ -279,9 +279,10 @@ impl Running {
         self.finish().await;
     }
 
-    /// Serves until SIGTERM or SIGINT, then shuts down.
-    pub async fn run_until_signal(mut self) {
-        wait_for_signal().await;
+    /// Serves until SIGTERM or SIGINT (handlers installed by [`StopSignals::install`] before
+    /// the server was announced), then shuts down.
+    pub async fn run_until_signal(mut self, signals: StopSignals) {
+        signals.wait().await;
         tracing::info!("shutting down");
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -317,17 +318,32 @@ impl Running {
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        // Without signal handlers the only way out is the process being killed.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// SIGTERM and SIGINT handlers. Installed before the server announces itself, so a signal sent
+/// right after the announcement shuts down cleanly instead of meeting the default action.
+pub struct StopSignals {
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    /// Installs the handlers (inside the runtime).
+    pub fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handlers = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => None,
+        };
+        Self { handlers }
+    }
+
+    async fn wait(self) {
+        let Some((mut term, mut int)) = self.handlers else {
+            // Without signal handlers the only way out is the process being killed.
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
     }
 }

@@ -201,6 +201,7 @@ fn serve(config: Config, common: &CommonArgs, env: BTreeMap<String, String>) -> 
             env,
         };
         let started = std::time::Instant::now();
+        let signals = crate::app::StopSignals::install();
         let running = crate::app::start(opts).await.map_err(|e| e.to_string())?;
         let addr = running.local_addr;
         let host = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
@@ -220,7 +221,7 @@ fn serve(config: Config, common: &CommonArgs, env: BTreeMap<String, String>) -> 
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
             "ready"
         );
-        running.run_until_signal().await;
+        running.run_until_signal(signals).await;
         Ok(())
     })
 }

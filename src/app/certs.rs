@@ -60,9 +60,19 @@ impl CertManager {
 
     /// Renews the generated leaf in place, or reloads a supplied pair on SIGHUP.
     pub fn spawn_renewal(self, state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+        // The SIGHUP handler is installed here, before the server is announced: installed
+        // inside the task, a SIGHUP sent right after start could still meet the default
+        // action, which ends the process.
+        let hup = self.own.is_none().then(|| {
+            use tokio::signal::unix::{signal, SignalKind};
+            signal(SignalKind::hangup())
+        });
         tokio::spawn(async move {
-            if self.own.is_none() {
-                self.reload_on_sighup(&state).await;
+            if let Some(hup) = hup {
+                match hup {
+                    Ok(hup) => self.reload_on_sighup(&state, hup).await,
+                    Err(e) => tracing::error!(error = %e, "no SIGHUP handler: reload disabled"),
+                }
                 return;
             }
             let lifetime = state.config.leaf_lifetime();
@@ -103,9 +113,7 @@ impl CertManager {
         Ok(())
     }
 
-    async fn reload_on_sighup(&self, state: &Arc<AppState>) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    async fn reload_on_sighup(&self, state: &Arc<AppState>, mut hup: tokio::signal::unix::Signal) {
         while hup.recv().await.is_some() {
             let cfg = &state.config.tls;
             let result = read_supplied(&cfg.cert_file, &cfg.key_file)
