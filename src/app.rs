@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use tokio::sync::oneshot;
@@ -16,25 +16,10 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::crypto::{self, SecretKey};
+use crate::services::Services;
 use crate::store::{Store, StoreError};
 
 pub use certs::{forget_ca, CertManager};
-
-/// Everything a handler may need, shared by reference.
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub master: SecretKey,
-    pub data_dir: PathBuf,
-    pub started_at: Instant,
-    pub instance_id: String,
-    /// The request-log pipeline and the log index.
-    pub logs: Arc<crate::logs::LogService>,
-    /// Secrets: master key, opened organization data keys, history settings.
-    pub vault: Arc<crate::domain::secrets::Vault>,
-    /// Credential resolution and its cache.
-    pub auth: Arc<crate::auth::AuthService>,
-}
 
 /// Why the application could not start. Printed as one line; exit code 1.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +35,7 @@ pub enum StartError {
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
-    Logs(#[from] crate::logs::IndexError),
+    Services(#[from] crate::services::ServicesError),
     #[error("initial account: {0}")]
     Bootstrap(String),
 }
@@ -74,7 +59,7 @@ pub struct Options {
 pub struct Running {
     pub local_addr: SocketAddr,
     pub ca_pem_path: PathBuf,
-    pub state: Arc<AppState>,
+    pub state: Arc<Services>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
@@ -92,7 +77,9 @@ pub fn open_store(
     let max_batch = usize::try_from(config.storage.max_batch).unwrap_or(256);
     let data_file = data_dir.join("gatehouse.redb");
     perms::private_file(&data_file)?;
-    let (store, info) = Store::open(&data_file, &master, config.storage.cache_size_mb, max_batch)?;
+    let migrations = crate::services::schema::MIGRATIONS;
+    let (store, info) =
+        Store::open(&data_file, &master, config.storage.cache_size_mb, max_batch, migrations)?;
     Ok((store, master, info))
 }
 
@@ -102,32 +89,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let (store, master, info) =
         open_store(&config, opts.master_key_file.as_deref(), opts.credentials_dir.as_deref())?;
     let data_dir = config.server.data_dir.clone();
-    let logs = crate::logs::LogService::start(&store, &data_dir, &config.logs)?;
     bootstrap_admin(&store, &opts.env, &data_dir).await?;
-    let (jwt_store, jwt_master) = (store.clone(), master.clone());
-    let jwt = tokio::task::spawn_blocking(move || {
-        crate::auth::jwt::JwtKeys::load_or_create(&jwt_store, &jwt_master)
-    })
-    .await
-    .map_err(|e| StartError::Bootstrap(e.to_string()))?
-    .map_err(|e| StartError::Bootstrap(e.message))?;
-    let auth = crate::auth::AuthService::new(jwt, &config)
-        .map_err(|e| StartError::Bootstrap(e.message))?;
-    let state = Arc::new(AppState {
-        config: Arc::clone(&config),
-        store: store.clone(),
-        vault: Arc::new(crate::domain::secrets::Vault::new(
-            master.clone(),
-            config.storage.variable_versions,
-            config.storage.deleted_retention_days,
-        )),
-        master,
-        data_dir: data_dir.clone(),
-        started_at: Instant::now(),
-        instance_id: info.instance_id.clone(),
-        logs: Arc::clone(&logs),
-        auth,
-    });
+    let state =
+        Services::start(Arc::clone(&config), store.clone(), master, info.instance_id).await?;
+    let logs = Arc::clone(&state.logs);
 
     let certs = CertManager::prepare(&state).await?;
     let ca_pem_path = data_dir.join("ca.pem");
@@ -175,12 +140,12 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
 }
 
 /// Writes batched credential usage (API key counters, `last_used_at`) every few seconds.
-fn spawn_usage_flusher(state: Arc<AppState>) -> JoinHandle<()> {
+fn spawn_usage_flusher(state: Arc<Services>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            if let Err(e) = state.auth.flush_usage(&state.store).await {
+            if let Err(e) = state.credentials.flush_usage(&state.store).await {
                 tracing::warn!(error = %e, "credential usage flush failed");
             }
         }
@@ -188,13 +153,13 @@ fn spawn_usage_flusher(state: Arc<AppState>) -> JoinHandle<()> {
 }
 
 /// Prunes expired login tokens, sessions, refresh tokens and deny-listed JWTs, hourly.
-fn spawn_credential_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
+fn spawn_credential_sweeper(state: Arc<Services>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let hour = Duration::from_secs(3600);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour / 60, hour);
         loop {
             tick.tick().await;
-            let secs = state.auth.token_lifetime_secs();
+            let secs = state.credentials.token_lifetime_secs();
             if let Err(e) = crate::auth::sweep::sweep_credentials(&state.store, secs).await {
                 tracing::warn!(error = %e, "credential sweep failed");
             }
@@ -203,7 +168,7 @@ fn spawn_credential_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
 }
 
 /// Purges deleted variables whose retention ran out, hourly, in small transactions.
-fn spawn_deleted_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
+fn spawn_deleted_sweeper(state: Arc<Services>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let hour = Duration::from_secs(3600);
         // First sweep a minute after start, then hourly: start-up stays free of writes.
@@ -211,8 +176,8 @@ fn spawn_deleted_sweeper(state: Arc<AppState>) -> JoinHandle<()> {
         loop {
             tick.tick().await;
             loop {
-                let vault = Arc::clone(&state.vault);
-                let now = crate::domain::unix_now();
+                let vault = Arc::clone(&state.secrets);
+                let now = crate::clock::unix_now();
                 let r = state
                     .store
                     .write(move |tx| crate::domain::secrets::history::sweep(tx, &vault, now, 500))
@@ -304,10 +269,10 @@ impl Running {
         }
         // Requests have finished: write the batched credential usage and the queued log
         // records, commit the index, then close.
-        if let Err(e) = self.state.auth.flush_usage(&self.state.store).await {
+        if let Err(e) = self.state.credentials.flush_usage(&self.state.store).await {
             tracing::warn!(error = %e, "credential usage flush failed");
         }
-        if let Err(e) = self.state.auth.flush_failures(&self.state.store).await {
+        if let Err(e) = self.state.credentials.flush_failures(&self.state.store).await {
             tracing::warn!(error = %e, "failed-login audit flush failed");
         }
         let logs = Arc::clone(&self.state.logs);

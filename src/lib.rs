@@ -8,14 +8,18 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod logging;
 pub mod logs;
-pub mod rotate;
+pub mod services;
 pub mod store;
 pub mod tls;
+
+#[cfg(test)]
+mod layering;
 
 /// The crate version, reported by `/health/`, `/api/` and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

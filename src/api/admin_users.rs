@@ -12,12 +12,12 @@ use crate::api::auth::{client_ip, UserBody};
 use crate::api::error::ApiResult;
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
 use crate::auth::passwords;
 use crate::crypto::Secret;
 use crate::domain::accounts::{self, NewUser, Registration};
 use crate::domain::admin_users;
 use crate::domain::audit::Actor;
+use crate::services::Services;
 
 pub struct AdminUsersApi;
 
@@ -51,7 +51,7 @@ impl AdminUsersApi {
     #[oai(path = "/api/admin/users/", method = "post", operation_id = "admin_users_create")]
     async fn create(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         body: Json<AdminUserCreateRequest>,

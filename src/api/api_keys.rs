@@ -16,12 +16,13 @@ use crate::api::organizations::Deleted;
 use crate::api::paging::{Page, PageRequest};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
+use crate::clock::{rfc3339_from_unix, unix_now};
 use crate::crypto::{random_hex, sha256_hex};
 use crate::domain::api_keys::{self, NewApiKey};
 use crate::domain::audit::Actor;
 use crate::domain::credentials::ApiKey;
-use crate::domain::{rfc3339_from_unix, unix_now, Error};
+use crate::domain::Error;
+use crate::services::Services;
 
 pub struct ApiKeysApi;
 
@@ -57,8 +58,8 @@ pub struct ApiKeyBody {
 }
 
 /// A key with the requests counted since the last flush added (read-your-writes).
-pub fn with_pending(state: &AppState, mut k: ApiKey) -> ApiKey {
-    for (version, (n, at)) in state.auth.pending_api_key_usage(k.id) {
+pub fn with_pending(state: &Services, mut k: ApiKey) -> ApiKey {
+    for (version, (n, at)) in state.credentials.pending_api_key_usage(k.id) {
         if let Some(v) = k.versions.iter_mut().find(|v| v.version == version) {
             v.request_count += n;
             v.last_used_at = Some(v.last_used_at.map_or(at, |old| old.max(at)));
@@ -151,7 +152,7 @@ impl ApiKeysApi {
     #[oai(path = "/api/api-keys/", method = "post", operation_id = "api_keys_create")]
     async fn create(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         body: Json<ApiKeyCreateRequest>,
@@ -182,7 +183,7 @@ impl ApiKeysApi {
     #[oai(path = "/api/api-keys/", method = "get", operation_id = "api_keys_list")]
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         page: Query<Option<u64>>,
@@ -200,7 +201,7 @@ impl ApiKeysApi {
     #[oai(path = "/api/api-keys/:id/", method = "get", operation_id = "api_keys_retrieve")]
     async fn retrieve(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
         id: Path<u64>,
     ) -> ApiResult<Json<ApiKeyBody>> {
@@ -212,7 +213,7 @@ impl ApiKeysApi {
     #[oai(path = "/api/api-keys/:id/", method = "delete", operation_id = "api_keys_destroy")]
     async fn destroy(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -221,7 +222,7 @@ impl ApiKeysApi {
         let actor = Actor::from_principal(&p, client_ip(req));
         let id = id.0;
         state.store.write(move |tx| api_keys::revoke(tx, &p, &actor, id)).await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         Ok(Deleted::NoContent)
     }
 
@@ -234,7 +235,7 @@ impl ApiKeysApi {
     )]
     async fn rotate(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -249,7 +250,7 @@ impl ApiKeysApi {
             .store
             .write(move |tx| api_keys::rotate(tx, &p, &actor, id, &digest, &masked, grace))
             .await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         Ok(Json(ApiKeyWithSecret { key, api_key: ApiKeyBody::new(&with_pending(&state, k)) }))
     }
 }

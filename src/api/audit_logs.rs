@@ -15,10 +15,10 @@ use crate::api::monitor::params::parse_date;
 use crate::api::paging::{Page, PageRequest};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
 use crate::domain::audit::AuditRecord;
 use crate::domain::{Principal, Role};
 use crate::logs::{AuditFilter, AuditScope};
+use crate::services::Services;
 
 pub struct AuditLogsApi;
 
@@ -54,7 +54,7 @@ impl From<AuditRecord> for AuditLogItem {
             target_id,
             details: a.details,
             ip_address: a.ip_address,
-            timestamp: crate::domain::rfc3339_from_unix(a.timestamp),
+            timestamp: crate::clock::rfc3339_from_unix(a.timestamp),
         }
     }
 }
@@ -80,7 +80,7 @@ impl AuditLogsApi {
     #[oai(path = "/api/audit-logs/", method = "get", operation_id = "audit_logs_list")]
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         /// The acting user's id.

@@ -14,19 +14,19 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::middleware::RequestContext;
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
 use crate::auth::issue::choose_company;
 use crate::auth::{
     digest_of, locked_error, new_login_token, new_session_secret, no_gate, passwords,
     PasswordCheck, SESSION_COOKIE,
 };
+use crate::clock::{rfc3339_from_unix, unix_now};
 use crate::crypto::Secret;
 use crate::domain::accounts::{self, NewUser, ProfilePatch, Registration, TokenGrant};
 use crate::domain::credentials::TokenKind;
 use crate::domain::records::User;
-use crate::domain::{rfc3339_from_unix, unix_now, CredentialKind, Error, Principal};
-use crate::store::tables::{TOKENS_BY_DIGEST, USERS};
-use crate::store::Reader as _;
+use crate::domain::sessions;
+use crate::domain::{CredentialKind, Error, Principal};
+use crate::services::Services;
 
 pub struct AuthApi;
 
@@ -166,7 +166,7 @@ pub struct ProfileUpdateRequest {
 
 /// Checks a login form's credentials (lockout, audit of failures); the user on success.
 pub(crate) async fn password_login(
-    state: &AppState,
+    state: &Services,
     ident: &str,
     password: String,
     ip: Option<IpAddr>,
@@ -181,7 +181,7 @@ pub(crate) async fn password_login(
     // The route itself is counted per address by the authentication layer, so the hash
     // needs no further gate here.
     let checked = state
-        .auth
+        .credentials
         .check_password(&state.store, ident, Secret::new(password), ip, method, &no_gate)
         .await?;
     match checked {
@@ -201,7 +201,7 @@ fn cleared_cookie() -> String {
     session_cookie("", 0)
 }
 
-fn organizations_of(state: &AppState, user_id: u64) -> Result<Vec<OrganizationRole>, Error> {
+fn organizations_of(state: &Services, user_id: u64) -> Result<Vec<OrganizationRole>, Error> {
     let orgs = state.store.read(|tx| accounts::organizations_of(tx, user_id))?;
     Ok(orgs
         .into_iter()
@@ -215,7 +215,7 @@ impl AuthApi {
     #[oai(path = "/api/auth/register/", method = "post", operation_id = "auth_register_create")]
     async fn register(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         body: Json<RegisterRequest>,
     ) -> ApiResult<RegisterResult> {
@@ -250,7 +250,7 @@ impl AuthApi {
         let grant = TokenGrant {
             digest: digest_of(token.expose()),
             kind: TokenKind::Token,
-            expires_at: Some(state.auth.token_expiry(unix_now())),
+            expires_at: Some(state.credentials.token_expiry(unix_now())),
             family: None,
         };
         let ip = client_ip(req);
@@ -269,7 +269,7 @@ impl AuthApi {
     #[oai(path = "/api/auth/login/", method = "post", operation_id = "auth_login_create")]
     async fn login(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         body: OptionalJson<LoginRequest>,
     ) -> ApiResult<LoginResult> {
@@ -284,9 +284,10 @@ impl AuthApi {
                 None => match req.extensions().get::<Principal>() {
                     Some(p) if p.credential == CredentialKind::Basic => {
                         let id = p.user_id;
-                        let user = state.store.read(|tx| tx.get(USERS, id))?.ok_or_else(|| {
-                            ApiError(Error::unauthenticated("Invalid credentials"))
-                        })?;
+                        let user =
+                            state.store.read(|tx| accounts::get(tx, id))?.ok_or_else(|| {
+                                ApiError(Error::unauthenticated("Invalid credentials"))
+                            })?;
                         (user, "basic", None)
                     }
                     _ => return Err(Error::invalid(
@@ -299,7 +300,7 @@ impl AuthApi {
         let now = unix_now();
         let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
         let company = choose_company(&memberships, requested)?;
-        let pair = state.auth.issue_pair(&user, company, now)?;
+        let pair = state.credentials.issue_pair(&user, company, now)?;
         let token = new_login_token()?;
         let session = new_session_secret()?;
         let hours = state.config.auth.session_hours;
@@ -309,7 +310,7 @@ impl AuthApi {
             TokenGrant {
                 digest: digest_of(token.expose()),
                 kind: TokenKind::Token,
-                expires_at: Some(state.auth.token_expiry(now)),
+                expires_at: Some(state.credentials.token_expiry(now)),
                 family: None,
             },
             TokenGrant {
@@ -344,7 +345,7 @@ impl AuthApi {
     #[oai(path = "/api/auth/logout/", method = "post", operation_id = "auth_logout_create")]
     async fn logout(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
     ) -> ApiResult<LogoutResult> {
@@ -362,7 +363,7 @@ impl AuthApi {
         }
         if let Some(c) = crate::api::authn::cookie_value(req, SESSION_COOKIE) {
             let digest = digest_of(&c.to_ascii_lowercase());
-            if let Some(id) = state.store.read(|tx| tx.lookup(TOKENS_BY_DIGEST, &digest))? {
+            if let Some(id) = state.store.read(|tx| sessions::token_by_digest(tx, &digest))? {
                 if !ids.contains(&id) {
                     ids.push(id);
                 }
@@ -373,7 +374,7 @@ impl AuthApi {
         }
         let actor = crate::domain::audit::Actor::from_principal(&p, client_ip(req));
         state.store.write(move |tx| accounts::logout(tx, &actor, &ids, deny.clone())).await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         Ok(LogoutResult::Ok(
             Json(MessageResponse { message: "Successfully logged out".into() }),
             cleared_cookie(),
@@ -384,13 +385,13 @@ impl AuthApi {
     #[oai(path = "/api/auth/profile/", method = "get", operation_id = "auth_profile_retrieve")]
     async fn profile(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
     ) -> ApiResult<Json<UserBody>> {
         let id = auth.principal().user_id;
         let user = state
             .store
-            .read(|tx| tx.get(USERS, id))?
+            .read(|tx| accounts::get(tx, id))?
             .ok_or_else(|| ApiError(Error::not_found("User")))?;
         Ok(Json(UserBody::from(&user)))
     }
@@ -403,7 +404,7 @@ impl AuthApi {
     )]
     async fn profile_update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         body: Json<ProfileUpdateRequest>,
@@ -420,7 +421,7 @@ impl AuthApi {
         let ip = client_ip(req);
         let user =
             state.store.write(move |tx| accounts::update_profile(tx, id, &patch, ip)).await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         Ok(Json(UserBody::from(&user)))
     }
 }

@@ -15,20 +15,21 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use crate::api::error::{convert_poem_error, ApiError};
 use crate::api::middleware::{is_safe_method, RequestContext};
 use crate::api::protected::ProtectedRoutes;
-use crate::app::AppState;
 use crate::auth::ratelimit::{Bucket, Decision};
 use crate::auth::{parse_authorization, Presented, SESSION_COOKIE};
+use crate::clock::unix_now;
 use crate::crypto::Secret;
-use crate::domain::{unix_now, Error, ErrorCode, Principal};
+use crate::domain::{Error, ErrorCode, Principal};
+use crate::services::Services;
 
 pub struct AuthLayer<E> {
     inner: E,
-    state: Arc<AppState>,
+    state: Arc<Services>,
     protected: Arc<ProtectedRoutes>,
 }
 
 impl<E> AuthLayer<E> {
-    pub fn new(inner: E, state: Arc<AppState>, protected: Arc<ProtectedRoutes>) -> Self {
+    pub fn new(inner: E, state: Arc<Services>, protected: Arc<ProtectedRoutes>) -> Self {
         Self { inner, state, protected }
     }
 }
@@ -171,7 +172,7 @@ impl<E: Endpoint> AuthLayer<E> {
     /// read.
     async fn anonymous(&self, req: Request) -> Response {
         let ip = Self::client_ip(&req);
-        let limiter = &self.state.auth.limiter;
+        let limiter = &self.state.credentials.limiter;
         let decision = limiter.enabled().then(|| {
             let now = unix_now();
             let general = limiter.check(Bucket::Anon(ip), now);
@@ -200,7 +201,7 @@ impl<E: Endpoint> AuthLayer<E> {
         presented: Result<Presented, Error>,
     ) -> Response {
         let ip = Self::client_ip(&req);
-        let auth = &self.state.auth;
+        let auth = &self.state.credentials;
         let limiter = &auth.limiter;
         let limiting = limiter.enabled();
         let now = unix_now();

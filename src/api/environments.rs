@@ -16,13 +16,13 @@ use crate::api::projects::Deleted;
 use crate::api::secrets_support::{caller, read, ts, write};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
 use crate::domain::secrets::environments::{
     self, EnvironmentChange, EnvironmentFilter, EnvironmentView,
 };
 use crate::domain::secrets::projects::validate_description;
 use crate::domain::secrets::Caller;
 use crate::domain::{Error, Role};
+use crate::services::Services;
 
 /// An environment.
 #[derive(Debug, Object)]
@@ -112,7 +112,7 @@ fn change_of(
 }
 
 async fn do_update(
-    state: &Arc<AppState>,
+    state: &Arc<Services>,
     c: Caller,
     id: u64,
     body: EnvironmentUpdateIn,
@@ -143,7 +143,7 @@ impl EnvironmentsApi {
     #[allow(clippy::too_many_arguments)] // one parameter per documented query field
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         project: Query<Option<u64>>,
@@ -165,7 +165,7 @@ impl EnvironmentsApi {
     #[oai(path = "/api/environments/", method = "post", operation_id = "environments_create")]
     async fn create(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         body: Json<EnvironmentCreateIn>,
@@ -187,7 +187,7 @@ impl EnvironmentsApi {
     #[oai(path = "/api/environments/:id/", method = "get", operation_id = "environments_retrieve")]
     async fn retrieve(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -200,7 +200,7 @@ impl EnvironmentsApi {
     #[oai(path = "/api/environments/:id/", method = "put", operation_id = "environments_update")]
     async fn update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -217,7 +217,7 @@ impl EnvironmentsApi {
     )]
     async fn partial_update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -234,7 +234,7 @@ impl EnvironmentsApi {
     )]
     async fn destroy(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,

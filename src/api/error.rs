@@ -77,7 +77,7 @@ pub fn error_response(
         "error": error,
         "details": details,
         "code": code,
-        "timestamp": domain::now_rfc3339(),
+        "timestamp": crate::clock::now_rfc3339(),
     });
     let mut resp =
         Response::builder().status(status).content_type("application/json").body(body.to_string());

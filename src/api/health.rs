@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
+use crate::services::Services;
 
 pub struct HealthApi;
 
@@ -42,7 +42,7 @@ pub struct ApiIndex {
 impl HealthApi {
     /// Health check: is the service up and its data file readable?
     #[oai(path = "/health/", method = "get", operation_id = "health_retrieve")]
-    async fn health(&self, state: Data<&Arc<AppState>>) -> HealthResponse {
+    async fn health(&self, state: Data<&Arc<Services>>) -> HealthResponse {
         let healthy = state.store.healthy();
         let body = HealthStatus {
             status: if healthy { "healthy" } else { "unhealthy" }.to_string(),

@@ -14,10 +14,10 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::secrets_support::{caller, read, write};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
 use crate::domain::secrets::environments;
 use crate::domain::secrets::transfer::{self, ImportSummary};
 use crate::domain::{Error, ErrorCode, Role};
+use crate::services::Services;
 
 /// Export formats.
 const FORMATS: [&str; 3] = ["env", "json", "yaml"];
@@ -162,7 +162,7 @@ impl ImportExportApi {
     )]
     async fn export(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -215,7 +215,7 @@ impl ImportExportApi {
     )]
     async fn import(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,

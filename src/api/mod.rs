@@ -40,7 +40,7 @@ use poem::web::Query;
 use poem::{get, handler, Endpoint, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::OpenApiService;
 
-use crate::app::AppState;
+use crate::services::Services;
 use middleware::{BodyLimit, Edge, EdgeSettings};
 
 /// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
@@ -172,7 +172,7 @@ struct Docs {
 }
 
 /// The whole application endpoint: routes, docs and every layer.
-pub fn build(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
     let docs = Arc::new(Docs { json: service.spec(), yaml: service.spec_yaml() });
     let docs_json = docs.json.clone();

@@ -15,10 +15,11 @@ use crate::api::error::ApiResult;
 use crate::api::paging::{Page, PageRequest};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
+use crate::clock::rfc3339_from_unix;
 use crate::domain::audit::Actor;
 use crate::domain::orgs::{self, MemberView, OrgView};
-use crate::domain::{rfc3339_from_unix, Principal};
+use crate::domain::Principal;
+use crate::services::Services;
 
 pub struct OrganizationsApi;
 
@@ -166,7 +167,7 @@ fn actor(p: &Principal, req: &Request) -> Actor {
 impl OrganizationsApi {
     async fn add(
         &self,
-        state: &AppState,
+        state: &Services,
         req: &Request,
         p: Principal,
         org: u64,
@@ -176,7 +177,7 @@ impl OrganizationsApi {
         let a = actor(&p, req);
         let m =
             state.store.write(move |tx| orgs::add_member(tx, &p, &a, org, &b.email, role)).await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         let org_name = state.store.read(|tx| crate::domain::records::organization_name(tx, org))?;
         Ok(MemberAdded::Created(Json(MemberMessage {
             message: format!("User has been added to {org_name} as {}", role.as_str()),
@@ -186,7 +187,7 @@ impl OrganizationsApi {
 
     async fn set_role(
         &self,
-        state: &AppState,
+        state: &Services,
         req: &Request,
         p: Principal,
         org: u64,
@@ -199,7 +200,7 @@ impl OrganizationsApi {
             .store
             .write(move |tx| orgs::update_member_role(tx, &p, &a, org, user_id, role))
             .await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         let message = if old == role {
             "Role is already set to the specified value"
         } else {
@@ -210,7 +211,7 @@ impl OrganizationsApi {
 
     async fn remove(
         &self,
-        state: &AppState,
+        state: &Services,
         req: &Request,
         p: Principal,
         org: u64,
@@ -219,7 +220,7 @@ impl OrganizationsApi {
         let a = actor(&p, req);
         let org_name = state.store.read(|tx| crate::domain::records::organization_name(tx, org))?;
         let m = state.store.write(move |tx| orgs::remove_member(tx, &p, &a, org, user_id)).await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         Ok(RemoveMemberResponse {
             message: format!("User has been removed from {org_name}"),
             removed_member: RemovedMember {
@@ -237,7 +238,7 @@ impl OrganizationsApi {
     #[oai(path = "/api/organizations/", method = "get", operation_id = "organizations_list")]
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         page: Query<Option<u64>>,
@@ -254,7 +255,7 @@ impl OrganizationsApi {
     #[oai(path = "/api/organizations/", method = "post", operation_id = "organizations_create")]
     async fn create(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         body: Json<OrganizationCreateRequest>,
@@ -266,7 +267,7 @@ impl OrganizationsApi {
             .store
             .write(move |tx| orgs::create(tx, &p, &a, &b.name, b.description.clone()))
             .await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         Ok(OrganizationCreated::Created(Json(v.into())))
     }
 
@@ -278,7 +279,7 @@ impl OrganizationsApi {
     )]
     async fn retrieve(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
         id: Path<u64>,
     ) -> ApiResult<Json<OrganizationBody>> {
@@ -290,7 +291,7 @@ impl OrganizationsApi {
     #[oai(path = "/api/organizations/:id/", method = "put", operation_id = "organizations_update")]
     async fn update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -316,7 +317,7 @@ impl OrganizationsApi {
     )]
     async fn partial_update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -346,7 +347,7 @@ impl OrganizationsApi {
     )]
     async fn destroy(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -355,7 +356,7 @@ impl OrganizationsApi {
         let a = actor(&p, req);
         let id = id.0;
         state.store.write(move |tx| orgs::delete(tx, &p, &a, id)).await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         Ok(Deleted::NoContent)
     }
 
@@ -367,7 +368,7 @@ impl OrganizationsApi {
     )]
     async fn members(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
         id: Path<u64>,
     ) -> ApiResult<Json<MembersResponse>> {
@@ -384,7 +385,7 @@ impl OrganizationsApi {
     )]
     async fn members_create(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -401,7 +402,7 @@ impl OrganizationsApi {
     )]
     async fn members_update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -420,7 +421,7 @@ impl OrganizationsApi {
     )]
     async fn members_destroy(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -438,7 +439,7 @@ impl OrganizationsApi {
     )]
     async fn invite_member(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -455,7 +456,7 @@ impl OrganizationsApi {
     )]
     async fn update_member_role(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -474,7 +475,7 @@ impl OrganizationsApi {
     )]
     async fn remove_member(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,

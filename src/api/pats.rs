@@ -14,14 +14,14 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::organizations::Deleted;
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
 use crate::auth::issue::{choose_company, new_jti};
+use crate::clock::{rfc3339_from_unix, unix_now};
+use crate::domain::accounts;
 use crate::domain::audit::Actor;
 use crate::domain::credentials::PersonalAccessToken;
 use crate::domain::pats::{self, NewPat};
-use crate::domain::{rfc3339_from_unix, unix_now, Error};
-use crate::store::tables::USERS;
-use crate::store::Reader as _;
+use crate::domain::Error;
+use crate::services::Services;
 
 pub struct PatsApi;
 
@@ -41,8 +41,8 @@ pub struct PatBody {
 }
 
 impl PatBody {
-    fn new(state: &AppState, t: &PersonalAccessToken) -> Self {
-        let last = match (t.last_used_at, state.auth.pending_pat_use(t.id)) {
+    fn new(state: &Services, t: &PersonalAccessToken) -> Self {
+        let last = match (t.last_used_at, state.credentials.pending_pat_use(t.id)) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
@@ -105,7 +105,7 @@ impl PatsApi {
     )]
     async fn create(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         body: Json<PatCreateRequest>,
@@ -138,11 +138,11 @@ impl PatsApi {
         };
         let user = state
             .store
-            .read(|tx| tx.get(USERS, p.user_id))?
+            .read(|tx| accounts::get(tx, p.user_id))?
             .ok_or_else(|| ApiError(Error::not_found("User")))?;
         let actor = Actor::from_principal(&p, client_ip(req));
         let row = state.store.write(move |tx| pats::create(tx, &p, &actor, &new)).await?;
-        let token = state.auth.issue_pat(
+        let token = state.credentials.issue_pat(
             &user,
             company,
             row.id,
@@ -166,7 +166,7 @@ impl PatsApi {
     )]
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
     ) -> ApiResult<Json<PatList>> {
         let rows = state.store.read(|tx| pats::list_visible(tx, auth.principal()))?;
@@ -181,7 +181,7 @@ impl PatsApi {
     )]
     async fn destroy(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -198,7 +198,7 @@ impl PatsApi {
     )]
     async fn revoke(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -211,7 +211,7 @@ impl PatsApi {
 impl PatsApi {
     async fn revoke_inner(
         &self,
-        state: &AppState,
+        state: &Services,
         req: &Request,
         auth: Authenticated,
         id: u64,
@@ -219,7 +219,7 @@ impl PatsApi {
         let p = auth.into_principal();
         let actor = Actor::from_principal(&p, client_ip(req));
         let row = state.store.write(move |tx| pats::revoke(tx, &p, &actor, id)).await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         Ok(row)
     }
 }

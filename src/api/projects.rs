@@ -16,10 +16,10 @@ use crate::api::paging::{Page, PageRequest};
 use crate::api::secrets_support::{caller, read, ts, write};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
 use crate::domain::secrets::projects::{self, ProjectFilter, ProjectView};
 use crate::domain::secrets::{environments, Caller};
 use crate::domain::{Error, Principal};
+use crate::services::Services;
 
 /// A project.
 #[derive(Debug, Object)]
@@ -127,7 +127,7 @@ fn update_input(body: ProjectUpdateIn, full: bool) -> Result<ProjectChange, Erro
 }
 
 async fn do_update(
-    state: &Arc<AppState>,
+    state: &Arc<Services>,
     c: Caller,
     id: u64,
     body: ProjectUpdateIn,
@@ -160,7 +160,7 @@ impl ProjectsApi {
     #[allow(clippy::too_many_arguments)] // one parameter per documented query field
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         organization: Query<Option<u64>>,
@@ -180,7 +180,7 @@ impl ProjectsApi {
     #[oai(path = "/api/projects/", method = "post", operation_id = "projects_create")]
     async fn create(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         body: Json<ProjectCreateIn>,
@@ -200,7 +200,7 @@ impl ProjectsApi {
     #[oai(path = "/api/projects/:id/", method = "get", operation_id = "projects_retrieve")]
     async fn retrieve(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -214,7 +214,7 @@ impl ProjectsApi {
     #[oai(path = "/api/projects/:id/", method = "put", operation_id = "projects_update")]
     async fn update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -227,7 +227,7 @@ impl ProjectsApi {
     #[oai(path = "/api/projects/:id/", method = "patch", operation_id = "projects_partial_update")]
     async fn partial_update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -240,7 +240,7 @@ impl ProjectsApi {
     #[oai(path = "/api/projects/:id/", method = "delete", operation_id = "projects_destroy")]
     async fn destroy(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -258,7 +258,7 @@ impl ProjectsApi {
     )]
     async fn environments(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,

@@ -186,7 +186,7 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
             client_ip: ctx.and_then(|c| c.client_ip).map(|ip| ip.to_string()).unwrap_or_default(),
             http_method: method_text(req.method()),
             path: mask_path(req.uri().path()),
-            created_at: crate::domain::unix_now(),
+            created_at: crate::clock::unix_now(),
             service_name: "gatehouse.Http".into(),
             method_name: "unknown".into(),
             ..RequestLog::default()

@@ -8,9 +8,9 @@ use poem::Request;
 use crate::api::error::ApiError;
 use crate::api::middleware::RequestContext;
 use crate::api::security::Authenticated;
-use crate::app::AppState;
 use crate::domain::secrets::{Caller, Vault};
 use crate::domain::Error;
+use crate::services::Services;
 use crate::store::{ReadTx, WriteTx};
 
 /// The caller of `req`, with the client address for audit records.
@@ -21,26 +21,26 @@ pub fn caller(req: &Request, auth: Authenticated) -> Caller {
 
 /// Runs a domain read on a snapshot.
 pub fn read<T>(
-    state: &AppState,
+    state: &Services,
     f: impl FnOnce(&ReadTx, &Vault) -> Result<T, Error>,
 ) -> Result<T, ApiError> {
-    let vault = &state.vault;
+    let vault = &state.secrets;
     state.store.read(|tx| f(tx, vault)).map_err(ApiError::from)
 }
 
 /// Runs a domain mutation durably; `f` may run more than once (see `Store::write`).
-pub async fn write<T, F>(state: &Arc<AppState>, caller: Caller, f: F) -> Result<T, ApiError>
+pub async fn write<T, F>(state: &Arc<Services>, caller: Caller, f: F) -> Result<T, ApiError>
 where
     F: Fn(&WriteTx, &Caller, &Vault) -> Result<T, Error> + Send + 'static,
     T: Send + 'static,
 {
-    let vault = Arc::clone(&state.vault);
+    let vault = Arc::clone(&state.secrets);
     state.store.write(move |tx| f(tx, &caller, &vault)).await.map_err(ApiError::from)
 }
 
 /// A unix timestamp as RFC 3339.
 pub fn ts(secs: i64) -> String {
-    crate::domain::rfc3339_from_unix(secs)
+    crate::clock::rfc3339_from_unix(secs)
 }
 
 /// A JSON body written by the handler itself (no intermediate `serde_json::Value` as

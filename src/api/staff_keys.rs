@@ -18,13 +18,14 @@ use crate::api::error::ApiResult;
 use crate::api::paging::{Page, PageRequest};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
+use crate::clock::{rfc3339_from_unix, unix_now};
+use crate::domain::accounts;
 use crate::domain::api_keys::{self, StaffFilter};
-use crate::domain::audit::{self, Actor, AuditEvent};
+use crate::domain::audit::Actor;
 use crate::domain::credentials::ApiKey;
-use crate::domain::{rfc3339_from_unix, unix_now, Error, Principal};
-use crate::store::tables::{API_KEYS, USERS};
-use crate::store::{ReadTx, Reader as _, WriteTx, Writer as _};
+use crate::domain::Error;
+use crate::services::Services;
+use crate::store::ReadTx;
 
 pub struct StaffApiKeysApi;
 
@@ -68,36 +69,6 @@ pub struct StaffApiKeyIngest {
     pub ingest: bool,
 }
 
-/// Sets whether key `id` may report calls, audited. Staff only.
-fn set_ingest(
-    tx: &WriteTx,
-    p: &Principal,
-    actor: &Actor,
-    id: u64,
-    ingest: bool,
-) -> Result<ApiKey, Error> {
-    p.require_staff()?;
-    let mut k = tx.get(API_KEYS, id)?.ok_or_else(|| Error::not_found("API key"))?;
-    if k.ingest == ingest {
-        return Ok(k);
-    }
-    k.ingest = ingest;
-    k.updated_at = unix_now();
-    tx.put(API_KEYS, id, &k)?;
-    audit::record(
-        tx,
-        AuditEvent {
-            actor,
-            organization_id: k.organization,
-            action: "api_key_updated",
-            target_type: "api_key",
-            target_id: id.to_string(),
-            details: serde_json::json!({"name": k.name, "ingest": ingest}),
-        },
-    )?;
-    Ok(k)
-}
-
 #[derive(Debug, Object)]
 pub struct ApiKeyStats {
     pub total_keys: u64,
@@ -109,11 +80,11 @@ pub struct ApiKeyStats {
     pub keys_by_type: BTreeMap<String, u64>,
 }
 
-fn staff_view(tx: &ReadTx, state: &AppState, k: ApiKey) -> Result<StaffApiKey, Error> {
+fn staff_view(tx: &ReadTx, state: &Services, k: ApiKey) -> Result<StaffApiKey, Error> {
     let k = with_pending(state, k);
-    let user = tx.get(USERS, k.user_id)?;
+    let user = accounts::get(tx, k.user_id)?;
     let created_by = match k.created_by {
-        Some(id) => tx.get(USERS, id)?.map(|u| u.username),
+        Some(id) => accounts::get(tx, id)?.map(|u| u.username),
         None => None,
     };
     Ok(StaffApiKey {
@@ -142,7 +113,7 @@ impl StaffApiKeysApi {
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         is_active: Query<Option<String>>,
@@ -183,7 +154,7 @@ impl StaffApiKeysApi {
     )]
     async fn stats(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
     ) -> ApiResult<Json<ApiKeyStats>> {
         let p = auth.principal();
@@ -191,8 +162,12 @@ impl StaffApiKeysApi {
             let mut s = api_keys::stats(tx, p)?;
             // Counted but not yet flushed.
             for k in api_keys::list_all(tx, p, &StaffFilter::default())? {
-                s.total_requests +=
-                    state.auth.pending_api_key_usage(k.id).values().map(|(n, _)| n).sum::<u64>();
+                s.total_requests += state
+                    .credentials
+                    .pending_api_key_usage(k.id)
+                    .values()
+                    .map(|(n, _)| n)
+                    .sum::<u64>();
             }
             Ok(s)
         })?;
@@ -213,13 +188,13 @@ impl StaffApiKeysApi {
     )]
     async fn retrieve(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
         id: Path<u64>,
     ) -> ApiResult<Json<StaffApiKey>> {
         auth.principal().require_staff()?;
         let v = state.store.read(|tx| -> Result<_, Error> {
-            let k = tx.get(API_KEYS, id.0)?.ok_or_else(|| Error::not_found("API key"))?;
+            let k = api_keys::get(tx, id.0)?.ok_or_else(|| Error::not_found("API key"))?;
             staff_view(tx, &state, k)
         })?;
         Ok(Json(v))
@@ -233,7 +208,7 @@ impl StaffApiKeysApi {
     )]
     async fn partial_update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -243,7 +218,8 @@ impl StaffApiKeysApi {
         p.require_staff()?;
         let actor = Actor::from_principal(&p, client_ip(req));
         let (id, ingest) = (id.0, body.0.ingest);
-        let k = state.store.write(move |tx| set_ingest(tx, &p, &actor, id, ingest)).await?;
+        let k =
+            state.store.write(move |tx| api_keys::set_ingest(tx, &p, &actor, id, ingest)).await?;
         Ok(Json(StaffApiKeyIngest {
             id: k.id,
             name: k.name,

@@ -14,16 +14,15 @@ use crate::api::auth::{client_ip, password_login};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
 use crate::auth::issue::choose_company;
 use crate::auth::{digest_of, passwords};
+use crate::clock::unix_now;
 use crate::crypto::Secret;
 use crate::domain::accounts;
 use crate::domain::audit::Actor;
 use crate::domain::sessions::{self, Refresh};
-use crate::domain::{unix_now, CredentialKind, Error};
-use crate::store::tables::USERS;
-use crate::store::Reader as _;
+use crate::domain::{CredentialKind, Error};
+use crate::services::Services;
 
 pub struct TokenApi;
 
@@ -81,7 +80,7 @@ impl TokenApi {
     #[oai(path = "/api/auth/token/", method = "post", operation_id = "auth_token_create")]
     async fn obtain(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         body: Json<TokenObtainRequest>,
     ) -> ApiResult<Json<TokenPair>> {
@@ -90,12 +89,12 @@ impl TokenApi {
         let user = password_login(&state, &ident, b.password, client_ip(req), "token").await?;
         let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
         let company = choose_company(&memberships, b.company_id)?;
-        let pair = state.auth.issue_pair(&user, company, unix_now())?;
+        let pair = state.credentials.issue_pair(&user, company, unix_now())?;
         let grant = pair.refresh_grant.clone();
         state
             .store
             .write(move |tx| -> Result<u64, Error> {
-                let user = tx.get(USERS, user.id)?.ok_or_else(|| Error::not_found("User"))?;
+                let user = accounts::get(tx, user.id)?.ok_or_else(|| Error::not_found("User"))?;
                 accounts::issue_token(tx, &user, &grant)
             })
             .await?;
@@ -110,25 +109,26 @@ impl TokenApi {
     )]
     async fn refresh(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         body: Json<TokenRefreshRequest>,
     ) -> ApiResult<Json<TokenPair>> {
         let now = unix_now();
-        let claims = state.auth.jwt.verify(&body.0.refresh, now).map_err(|_| token_invalid())?;
+        let claims =
+            state.credentials.jwt.verify(&body.0.refresh, now).map_err(|_| token_invalid())?;
         if claims.token_type != "refresh" {
             return Err(token_invalid());
         }
         let user = state
             .store
-            .read(|tx| tx.get(USERS, claims.user_id))?
+            .read(|tx| accounts::get(tx, claims.user_id))?
             .filter(|u| u.is_active && u.credentials_epoch == claims.cev)
             .ok_or_else(token_invalid)?;
         let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
         // The organization stays the same while the user still belongs to it.
         let company = choose_company(&memberships, claims.company_id)
             .or_else(|_| choose_company(&memberships, None))?;
-        let pair = state.auth.issue_pair(&user, company, now)?;
+        let pair = state.credentials.issue_pair(&user, company, now)?;
         let (old_digest, grant) = (digest_of(&claims.jti), pair.refresh_grant.clone());
         let actor = accounts::actor_for(&user, client_ip(req));
         let outcome = state
@@ -158,17 +158,18 @@ impl TokenApi {
     )]
     async fn verify(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         body: Json<TokenVerifyRequest>,
     ) -> ApiResult<Json<BTreeMap<String, String>>> {
         let token = body.0.token;
-        let claims = state.auth.jwt.verify(&token, unix_now()).map_err(|_| token_invalid())?;
+        let claims =
+            state.credentials.jwt.verify(&token, unix_now()).map_err(|_| token_invalid())?;
         let valid = match claims.token_type.as_str() {
             "refresh" => {
                 state.store.read(|tx| sessions::refresh_is_live(tx, &digest_of(&claims.jti)))?
             }
             _ => state
-                .auth
+                .credentials
                 .authenticate(
                     &state.store,
                     crate::auth::Presented::Bearer(Secret::new(token)),
@@ -192,7 +193,7 @@ impl TokenApi {
     )]
     async fn password_change(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         body: Json<PasswordChangeRequest>,
@@ -219,7 +220,11 @@ impl TokenApi {
             );
         }
         let old = Secret::new(b.old_password);
-        if !state.auth.check_old_password(&state.store, p.user_id, old, client_ip(req)).await? {
+        if !state
+            .credentials
+            .check_old_password(&state.store, p.user_id, old, client_ip(req))
+            .await?
+        {
             return Err(Error::invalid(
                 "old_password",
                 "Your old password was entered incorrectly.",
@@ -237,7 +242,7 @@ impl TokenApi {
             .store
             .write(move |tx| accounts::change_password(tx, user_id, &new_hash, keep, &actor))
             .await?;
-        state.auth.invalidate();
+        state.credentials.invalidate();
         crate::auth::bootstrap::forget_initial_password(&state.data_dir, &p.email);
         Ok(Json(DetailResponse { detail: "New password has been saved.".into() }))
     }

@@ -7,8 +7,9 @@ use poem::Request;
 use crate::api::error::ApiError;
 use crate::api::json_out::{push_opt_str, push_str};
 use crate::api::paging::PageRequest;
+use crate::clock::{rfc3339_digits, rfc3339_from_unix};
 use crate::domain::secrets::variables::{PageSink, VariableRow};
-use crate::domain::{push_decimal, rfc3339_digits, rfc3339_from_unix, Error};
+use crate::domain::Error;
 
 /// Roughly one object's JSON besides its key and value (ids, names, timestamps).
 const ROW_BYTES: usize = 200;
@@ -57,7 +58,7 @@ impl PageSink for VariablePageJson<'_> {
         let on_page = total.saturating_sub(self.page.offset() as u64).min(self.page.limit() as u64);
         self.out.reserve(64 + usize::try_from(on_page).unwrap_or(0) * (ROW_BYTES + 64));
         self.out.extend_from_slice(b"{\"count\":");
-        push_decimal(&mut self.out, total);
+        self.out.extend_from_slice(itoa::Buffer::new().format(total).as_bytes());
         self.out.extend_from_slice(b",\"next\":");
         push_opt_str(&mut self.out, next.as_deref());
         self.out.extend_from_slice(b",\"previous\":");
@@ -74,13 +75,13 @@ impl PageSink for VariablePageJson<'_> {
         self.rows += 1;
         let out = &mut self.out;
         out.extend_from_slice(b"{\"id\":");
-        push_decimal(out, var.id);
+        out.extend_from_slice(itoa::Buffer::new().format(var.id).as_bytes());
         out.extend_from_slice(b",\"key\":");
         push_str(out, var.key);
         out.extend_from_slice(b",\"decrypted_value\":");
         push_str(out, row.value);
         out.extend_from_slice(b",\"environment\":");
-        push_decimal(out, var.environment_id);
+        out.extend_from_slice(itoa::Buffer::new().format(var.environment_id).as_bytes());
         out.extend_from_slice(b",\"environment_name\":");
         push_str(out, row.environment_name);
         out.extend_from_slice(b",\"created_at\":");
@@ -91,7 +92,7 @@ impl PageSink for VariablePageJson<'_> {
         out.extend_from_slice(b",\"created_by_name\":");
         push_str(out, row.created_by_name);
         out.extend_from_slice(b",\"version\":");
-        push_decimal(out, u64::from(var.version));
+        out.extend_from_slice(itoa::Buffer::new().format(u64::from(var.version)).as_bytes());
         out.push(b'}');
         Ok(())
     }

@@ -16,11 +16,11 @@ use crate::api::secrets_support::{caller, read, ts, write, PreJson};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::api::variable_json::VariablePageJson;
-use crate::app::AppState;
 use crate::domain::secrets::history::{self, DeletedView, VersionView};
 use crate::domain::secrets::variables::{self, VariableChange, VariableView};
 use crate::domain::secrets::Caller;
 use crate::domain::Error;
+use crate::services::Services;
 
 /// A variable with its value (for callers who may read it: every member of its organization).
 #[derive(Debug, Object, serde::Serialize)]
@@ -170,7 +170,7 @@ fn change_of(body: VariableUpdateIn, full: bool) -> Result<VariableChange, Error
 }
 
 async fn do_update(
-    state: &Arc<AppState>,
+    state: &Arc<Services>,
     c: Caller,
     id: u64,
     body: VariableUpdateIn,
@@ -194,7 +194,7 @@ impl VariablesApi {
     )]
     async fn env_variables(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -214,7 +214,7 @@ impl VariablesApi {
     #[oai(path = "/api/variables/", method = "get", operation_id = "variables_list")]
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         environment: Query<Option<u64>>,
@@ -234,7 +234,7 @@ impl VariablesApi {
     #[oai(path = "/api/variables/", method = "post", operation_id = "variables_create")]
     async fn create(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         body: Json<VariableCreateIn>,
@@ -255,7 +255,7 @@ impl VariablesApi {
     #[oai(path = "/api/variables/:id/", method = "get", operation_id = "variables_retrieve")]
     async fn retrieve(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -268,7 +268,7 @@ impl VariablesApi {
     #[oai(path = "/api/variables/:id/", method = "put", operation_id = "variables_update")]
     async fn update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -285,7 +285,7 @@ impl VariablesApi {
     )]
     async fn partial_update(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -299,7 +299,7 @@ impl VariablesApi {
     #[oai(path = "/api/variables/:id/", method = "delete", operation_id = "variables_destroy")]
     async fn destroy(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -319,7 +319,7 @@ impl VariablesApi {
     )]
     async fn versions(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -342,7 +342,7 @@ impl VariablesApi {
     )]
     async fn rollback(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,
@@ -365,7 +365,7 @@ impl VariablesApi {
     )]
     async fn deleted(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         id: Path<u64>,

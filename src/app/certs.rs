@@ -7,7 +7,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
-use super::{AppState, StartError};
+use super::{Services, StartError};
 use crate::store::{get_meta, put_meta, read_meta, StoreError};
 use crate::tls::{self, CaMaterial, CertSwap, LeafMaterial};
 
@@ -32,7 +32,7 @@ fn tls_err(e: impl std::fmt::Display) -> StartError {
 }
 
 impl CertManager {
-    pub async fn prepare(state: &Arc<AppState>) -> Result<Self, StartError> {
+    pub async fn prepare(state: &Arc<Services>) -> Result<Self, StartError> {
         let cfg = &state.config.tls;
         if !cfg.cert_file.is_empty() {
             let (chain, key) = read_supplied(&cfg.cert_file, &cfg.key_file)?;
@@ -59,7 +59,7 @@ impl CertManager {
     }
 
     /// Renews the generated leaf in place, or reloads a supplied pair on SIGHUP.
-    pub fn spawn_renewal(self, state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_renewal(self, state: Arc<Services>) -> tokio::task::JoinHandle<()> {
         // The SIGHUP handler is installed here, before the server is announced: installed
         // inside the task, a SIGHUP sent right after start could still meet the default
         // action, which ends the process.
@@ -88,7 +88,7 @@ impl CertManager {
         })
     }
 
-    async fn renew_if_due(&self, state: &Arc<AppState>) -> Result<(), StartError> {
+    async fn renew_if_due(&self, state: &Arc<Services>) -> Result<(), StartError> {
         let Some(own) = &self.own else { return Ok(()) };
         let ca = {
             let guard = own.lock();
@@ -113,7 +113,7 @@ impl CertManager {
         Ok(())
     }
 
-    async fn reload_on_sighup(&self, state: &Arc<AppState>, mut hup: tokio::signal::unix::Signal) {
+    async fn reload_on_sighup(&self, state: &Arc<Services>, mut hup: tokio::signal::unix::Signal) {
         while hup.recv().await.is_some() {
             let cfg = &state.config.tls;
             let result = read_supplied(&cfg.cert_file, &cfg.key_file)
@@ -158,7 +158,7 @@ pub fn forget_ca(store: &crate::store::Store) -> Result<(), StoreError> {
 
 /// Reads the CA and leaf from `meta`, creating or renewing what is missing or due. A kept CA
 /// must cover `tls.hostnames` with its name constraints, or a new one is made (see below).
-async fn load_or_create(state: &Arc<AppState>) -> Result<(CaMaterial, LeafMaterial), StartError> {
+async fn load_or_create(state: &Arc<Services>) -> Result<(CaMaterial, LeafMaterial), StartError> {
     let stored = state.store.read(|tx| {
         let get = |k: &str| read_meta(tx, k);
         Ok::<_, StoreError>((
@@ -253,7 +253,7 @@ async fn load_or_create(state: &Arc<AppState>) -> Result<(CaMaterial, LeafMateri
     Ok((ca, leaf))
 }
 
-async fn store_ca(state: &Arc<AppState>, ca: &CaMaterial) -> Result<(), StartError> {
+async fn store_ca(state: &Arc<Services>, ca: &CaMaterial) -> Result<(), StartError> {
     let sealed = state.master.seal(CA_KEY_AAD, ca.key_pem.as_bytes()).map_err(tls_err)?;
     let cert = ca.cert_pem.clone();
     state
@@ -271,7 +271,7 @@ async fn store_ca(state: &Arc<AppState>, ca: &CaMaterial) -> Result<(), StartErr
     Ok(())
 }
 
-async fn store_leaf(state: &Arc<AppState>, leaf: &LeafMaterial) -> Result<(), StartError> {
+async fn store_leaf(state: &Arc<Services>, leaf: &LeafMaterial) -> Result<(), StartError> {
     let sealed = state.master.seal(LEAF_KEY_AAD, leaf.key_pem.as_bytes()).map_err(tls_err)?;
     let cert = leaf.cert_pem.clone();
     state

@@ -10,11 +10,11 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::auth::passwords;
+use crate::domain::accounts::tables::USERS;
 use crate::domain::accounts::{self, NewUser};
 use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::records::User;
 use crate::domain::Error;
-use crate::store::tables::USERS;
 use crate::store::{Reader as _, Store};
 
 /// File holding the generated password of the initial admin.

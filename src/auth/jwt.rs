@@ -184,7 +184,7 @@ fn ensure_ring(
     if let Some(ring) = read_ring(tx)? {
         return Ok(ring);
     }
-    let now = crate::domain::unix_now();
+    let now = crate::clock::unix_now();
     let (kid, key, _) = fresh;
     let first = match get_meta(tx, LEGACY_META_KEY)?.filter(|b| !b.is_empty()) {
         Some(sealed) => {
@@ -237,7 +237,7 @@ impl JwtKeys {
         let m = master.clone();
         store.write_blocking(move |tx| {
             let mut ring = ensure_ring(tx, &m, &first)?;
-            let now = crate::domain::unix_now();
+            let now = crate::clock::unix_now();
             ring.keys.insert(0, seal_key(&m, &kid, key.expose(), now, false)?);
             let dropped: Vec<String> = ring
                 .keys

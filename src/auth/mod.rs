@@ -3,7 +3,6 @@
 //! entries die with every identity mutation (a generation counter), so a revoked token, a
 //! removed membership or a changed password takes effect on the next request.
 
-pub mod admin;
 pub mod bootstrap;
 pub mod failures;
 pub mod issue;
@@ -21,12 +20,13 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::clock::unix_now;
 use crate::config::{AuthConfig, Config};
 use crate::crypto::{sha256_hex, Secret, SecretKey};
 use crate::domain::accounts;
 use crate::domain::credentials::TokenKind;
 use crate::domain::records::User;
-use crate::domain::{unix_now, CredentialKind, Error, Principal};
+use crate::domain::{CredentialKind, Error, Principal};
 use crate::store::{Reader, Store};
 
 use failures::{FailedAction, Failure, FailureLog, FailureRecord, Shown};
@@ -494,7 +494,7 @@ impl AuthService {
         if let Some(secs) = self.lockout.locked(key, now) {
             return Err(locked_error(secs));
         }
-        let user = store.read(|tx| tx.get(crate::store::tables::USERS, user_id))?;
+        let user = store.read(|tx| tx.get(crate::domain::accounts::tables::USERS, user_id))?;
         let login = user.as_ref().map(|u| u.email.clone()).unwrap_or_default();
         if passwords::verify(user.map(|u| u.password_hash), password).await {
             return Ok(true);

@@ -4,12 +4,14 @@
 
 use crate::auth::jwt::Claims;
 use crate::auth::{principal_for, AuthService, BeforeHash, CacheKind, Limits, UsageOf};
+use crate::clock::unix_now;
 use crate::crypto::{sha256, Secret};
-use crate::domain::credentials::TokenKind;
-use crate::domain::{unix_now, CredentialKind, Error, Principal};
-use crate::store::tables::{
-    API_KEYS, API_KEYS_BY_DIGEST, JWT_DENYLIST, PATS, TOKENS, TOKENS_BY_DIGEST, USERS,
+use crate::domain::accounts::tables::USERS;
+use crate::domain::credentials::tables::{
+    API_KEYS, API_KEYS_BY_DIGEST, JWT_DENYLIST, PATS, TOKENS, TOKENS_BY_DIGEST,
 };
+use crate::domain::credentials::TokenKind;
+use crate::domain::{CredentialKind, Error, Principal};
 use crate::store::{Reader as _, Store};
 
 type Resolved = (Principal, Limits);

@@ -4,8 +4,9 @@
 //! long and writes nothing when nothing expired. Expired rows already stop working when
 //! presented; this keeps the tables from growing for ever.
 
+use crate::clock::unix_now;
 use crate::domain::sessions::{expired_denials, remove_denials, sweep_token_rows, tokens_to_sweep};
-use crate::domain::{unix_now, Error};
+use crate::domain::Error;
 use crate::store::Store;
 
 /// Rows read per transaction.

@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::clock::unix_now;
+use crate::domain::accounts::tables::{USERS, USERS_BY_EMAIL, USERS_BY_USERNAME};
 use crate::domain::audit::{self, Actor, AuditEvent};
+use crate::domain::credentials::tables::{TOKENS, TOKENS_BY_DIGEST, USER_TOKENS};
 use crate::domain::credentials::{LoginToken, TokenKind};
-use crate::domain::records::{Membership, Organization, User};
-use crate::domain::{unix_now, Error, Role};
-use crate::store::tables::{
-    MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORG_MEMBERS, TOKENS, TOKENS_BY_DIGEST, USERS,
-    USERS_BY_EMAIL, USERS_BY_USERNAME, USER_ORGS, USER_TOKENS,
+use crate::domain::orgs::tables::{
+    MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORG_MEMBERS, USER_ORGS,
 };
+use crate::domain::records::{Membership, Organization, User};
+use crate::domain::{Error, Role};
 use crate::store::{Reader, StoreError, WriteTx, Writer as _};
 
 /// A validated registration, with the password already hashed.
@@ -256,6 +258,11 @@ pub fn revoke_user_tokens(tx: &WriteTx, user_id: u64, keep: &[u64]) -> Result<us
     Ok(n)
 }
 
+/// The account with `id`, if any.
+pub fn get(tx: &impl Reader, id: u64) -> Result<Option<User>, StoreError> {
+    tx.get(USERS, id)
+}
+
 /// Finds an account by email or username (case-insensitive).
 pub fn find_by_login(tx: &impl Reader, ident: &str) -> Result<Option<User>, StoreError> {
     let key = ident.trim().to_lowercase();
@@ -326,8 +333,8 @@ pub fn record_login_failed(tx: &WriteTx, f: &FailedLogins<'_>) -> Result<(), Err
         "login": f.login,
         "count": f.count,
         "method": f.method,
-        "first_at": crate::domain::rfc3339_from_unix(f.first_at),
-        "last_at": crate::domain::rfc3339_from_unix(f.last_at),
+        "first_at": crate::clock::rfc3339_from_unix(f.first_at),
+        "last_at": crate::clock::rfc3339_from_unix(f.last_at),
     });
     if let (Some(hash), Some(map)) = (f.login_hash, details.as_object_mut()) {
         map.insert("login_hash".into(), json!(hash));
@@ -469,3 +476,21 @@ pub fn update_profile(
 }
 
 pub use crate::domain::sessions::{change_password, logout, reset_password};
+
+/// Accounts: users and their unique names. Keys and values are described on each line.
+pub mod tables {
+    use crate::store::schema::TableInfo;
+    #[allow(unused_imports)] // each area uses a different subset of the three shapes
+    use crate::store::{IndexTable, LookupTable, RecordTable};
+
+    /// `user id → User`.
+    pub const USERS: RecordTable<crate::domain::records::User> = RecordTable::new("users");
+    /// `lower-cased email → user id`.
+    pub const USERS_BY_EMAIL: LookupTable = LookupTable::new("users_by_email");
+    /// `lower-cased username → user id`.
+    pub const USERS_BY_USERNAME: LookupTable = LookupTable::new("users_by_username");
+
+    /// This area's tables, for the schema registry (backup, check, dumps).
+    pub const TABLES: &[TableInfo] =
+        &[USERS.info(), USERS_BY_EMAIL.info(), USERS_BY_USERNAME.info()];
+}

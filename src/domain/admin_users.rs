@@ -3,11 +3,11 @@
 
 use serde_json::json;
 
+use crate::domain::accounts::tables::USERS_BY_USERNAME;
 use crate::domain::accounts::{self, NewUser};
 use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::records::User;
 use crate::domain::{Error, Principal};
-use crate::store::tables::USERS_BY_USERNAME;
 use crate::store::{Reader, WriteTx};
 
 /// How many numbered variants of a derived username are tried before giving up (409).

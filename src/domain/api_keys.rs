@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::clock::unix_now;
 use crate::domain::audit::{self, Actor, AuditEvent};
+use crate::domain::credentials::tables::{
+    API_KEYS, API_KEYS_BY_DIGEST, ORG_API_KEYS, USER_API_KEYS,
+};
 use crate::domain::credentials::{ApiKey, ApiKeyVersion};
-use crate::domain::{unix_now, CredentialKind, Error, Principal};
-use crate::store::tables::{API_KEYS, API_KEYS_BY_DIGEST, ORG_API_KEYS, USER_API_KEYS};
+use crate::domain::{CredentialKind, Error, Principal};
 use crate::store::{Reader, WriteTx, Writer as _};
 
 /// The kinds django-cfg knows.
@@ -174,6 +177,41 @@ pub fn create(
 }
 
 /// The caller's own keys, newest first.
+/// Key `id`, if it exists (any owner: for staff views and the ingest check).
+pub fn get(tx: &impl Reader, id: u64) -> Result<Option<ApiKey>, Error> {
+    Ok(tx.get(API_KEYS, id)?)
+}
+
+/// Sets whether key `id` may report calls, audited. Staff only.
+pub fn set_ingest(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    id: u64,
+    ingest: bool,
+) -> Result<ApiKey, Error> {
+    p.require_staff()?;
+    let mut k = tx.get(API_KEYS, id)?.ok_or_else(|| Error::not_found("API key"))?;
+    if k.ingest == ingest {
+        return Ok(k);
+    }
+    k.ingest = ingest;
+    k.updated_at = unix_now();
+    tx.put(API_KEYS, id, &k)?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: k.organization,
+            action: "api_key_updated",
+            target_type: "api_key",
+            target_id: id.to_string(),
+            details: serde_json::json!({"name": k.name, "ingest": ingest}),
+        },
+    )?;
+    Ok(k)
+}
+
 pub fn list_own(tx: &impl Reader, user_id: u64) -> Result<Vec<ApiKey>, Error> {
     let mut out = Vec::new();
     for id in tx.children(USER_API_KEYS, user_id)?.into_iter().rev() {

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::audit::tables::{AUDIT, AUDIT_BY_ORG, AUDIT_BY_USER};
 use crate::domain::{Error, Principal};
-use crate::store::tables::{AUDIT, AUDIT_BY_ORG, AUDIT_BY_USER};
 use crate::store::{Record, WriteTx, Writer as _};
 
 /// Who did something, from where.
@@ -86,7 +86,7 @@ pub fn record(tx: &WriteTx, event: AuditEvent<'_>) -> Result<u64, Error> {
         target_id: event.target_id,
         details: event.details,
         ip_address: event.actor.ip.clone(),
-        timestamp: crate::domain::unix_now(),
+        timestamp: crate::clock::unix_now(),
     };
     tx.put(AUDIT, id, &rec)?;
     if let Some(org) = rec.organization_id {
@@ -96,4 +96,21 @@ pub fn record(tx: &WriteTx, event: AuditEvent<'_>) -> Result<u64, Error> {
         tx.link(AUDIT_BY_USER, user, id)?;
     }
     Ok(id)
+}
+
+/// The audit log. Keys and values are described on each line.
+pub mod tables {
+    use crate::store::schema::TableInfo;
+    #[allow(unused_imports)] // each area uses a different subset of the three shapes
+    use crate::store::{IndexTable, LookupTable, RecordTable};
+
+    /// `audit id → AuditRecord`; ids are sequential (sequence `audit`), so id order is time order.
+    pub const AUDIT: RecordTable<crate::domain::audit::AuditRecord> = RecordTable::new("audit");
+    /// `(organization id, audit id)`: the records of an organization.
+    pub const AUDIT_BY_ORG: IndexTable = IndexTable::new("audit_by_org");
+    /// `(user id, audit id)`: the records of one actor.
+    pub const AUDIT_BY_USER: IndexTable = IndexTable::new("audit_by_user");
+
+    /// This area's tables, for the schema registry (backup, check, dumps).
+    pub const TABLES: &[TableInfo] = &[AUDIT.info(), AUDIT_BY_ORG.info(), AUDIT_BY_USER.info()];
 }

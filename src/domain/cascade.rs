@@ -29,5 +29,5 @@ pub fn organization_project_count(
     tx: &impl crate::store::Reader,
     org_id: u64,
 ) -> Result<u64, crate::store::StoreError> {
-    tx.count_children(crate::store::tables::PROJECTS_BY_ORG, org_id)
+    tx.count_children(crate::domain::secrets::tables::PROJECTS_BY_ORG, org_id)
 }

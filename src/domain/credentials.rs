@@ -151,3 +151,51 @@ impl Record for ApiKey {
     const VERSION: u8 = 1;
     const NAME: &'static str = "api_keys";
 }
+
+/// Login tokens, sessions, PATs, API keys and the JWT deny-list. Keys and values are described on each line.
+pub mod tables {
+    use crate::store::schema::TableInfo;
+    #[allow(unused_imports)] // each area uses a different subset of the three shapes
+    use crate::store::{IndexTable, LookupTable, RecordTable};
+
+    /// `token id → LoginToken` (login tokens and sessions; digests only).
+    pub const TOKENS: RecordTable<crate::domain::credentials::LoginToken> =
+        RecordTable::new("tokens");
+    /// `hex SHA-256 of a token or session secret → token id`.
+    pub const TOKENS_BY_DIGEST: LookupTable = LookupTable::new("tokens_by_digest");
+    /// `(user id, token id) → ()`: a user's tokens and sessions, revoked together.
+    pub const USER_TOKENS: IndexTable = IndexTable::new("user_tokens");
+    /// `jti of a revoked access JWT → its exp` (logout of a JWT; pruned after expiry).
+    pub const JWT_DENYLIST: LookupTable = LookupTable::new("jwt_denylist");
+    /// `PAT id → PersonalAccessToken`.
+    pub const PATS: RecordTable<crate::domain::credentials::PersonalAccessToken> =
+        RecordTable::new("personal_access_tokens");
+    /// `(user id, PAT id) → ()`.
+    pub const USER_PATS: IndexTable = IndexTable::new("user_pats");
+    /// `API key id → ApiKey`.
+    pub const API_KEYS: RecordTable<crate::domain::credentials::ApiKey> =
+        RecordTable::new("api_keys");
+    /// `hex SHA-256 of an API key secret (any live version) → API key id`.
+    pub const API_KEYS_BY_DIGEST: LookupTable = LookupTable::new("api_keys_by_digest");
+    /// `(user id, API key id) → ()`.
+    pub const USER_API_KEYS: IndexTable = IndexTable::new("user_api_keys");
+    /// `(organization id, API key id) → ()`: keys scoped to an organization (deleted with it).
+    pub const ORG_API_KEYS: IndexTable = IndexTable::new("org_api_keys");
+    /// `(organization id, PAT id) → ()`: PATs speaking for an organization (revoked with it).
+    pub const ORG_PATS: IndexTable = IndexTable::new("org_pats");
+
+    /// This area's tables, for the schema registry (backup, check, dumps).
+    pub const TABLES: &[TableInfo] = &[
+        TOKENS.info(),
+        TOKENS_BY_DIGEST.info(),
+        USER_TOKENS.info(),
+        JWT_DENYLIST.info(),
+        PATS.info(),
+        USER_PATS.info(),
+        API_KEYS.info(),
+        API_KEYS_BY_DIGEST.info(),
+        USER_API_KEYS.info(),
+        ORG_API_KEYS.info(),
+        ORG_PATS.info(),
+    ];
+}

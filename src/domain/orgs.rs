@@ -5,13 +5,15 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::clock::unix_now;
+use crate::domain::accounts::tables::{USERS, USERS_BY_EMAIL};
 use crate::domain::accounts::{self, membership_key};
 use crate::domain::audit::{self, Actor, AuditEvent};
-use crate::domain::records::{Membership, Organization, User};
-use crate::domain::{unix_now, Error, Principal, Role};
-use crate::store::tables::{
-    MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORG_MEMBERS, USERS, USERS_BY_EMAIL, USER_ORGS,
+use crate::domain::orgs::tables::{
+    MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORG_MEMBERS, USER_ORGS,
 };
+use crate::domain::records::{Membership, Organization, User};
+use crate::domain::{Error, Principal, Role};
 use crate::store::{Reader, StoreError, WriteTx, Writer as _};
 
 /// Most members one organization may have (KeyNest's limit).
@@ -412,4 +414,34 @@ pub fn roles(tx: &impl Reader, org: u64) -> Result<BTreeMap<u64, Role>, Error> {
         }
     }
     Ok(out)
+}
+
+/// Organizations and memberships. Keys and values are described on each line.
+pub mod tables {
+    use crate::store::schema::TableInfo;
+    #[allow(unused_imports)] // each area uses a different subset of the three shapes
+    use crate::store::{IndexTable, LookupTable, RecordTable};
+
+    /// `organization id → Organization`.
+    pub const ORGANIZATIONS: RecordTable<crate::domain::records::Organization> =
+        RecordTable::new("organizations");
+    /// `membership id → Membership`.
+    pub const MEMBERSHIPS: RecordTable<crate::domain::records::Membership> =
+        RecordTable::new("memberships");
+    /// `(organization id, user id) → ()`: members of an organization. The membership row is found
+    /// through `MEMBERSHIP_IDS`.
+    pub const ORG_MEMBERS: IndexTable = IndexTable::new("org_members");
+    /// `(user id, organization id) → ()`: organizations of a user.
+    pub const USER_ORGS: IndexTable = IndexTable::new("user_orgs");
+    /// `"<organization id>/<user id>" → membership id`.
+    pub const MEMBERSHIP_IDS: LookupTable = LookupTable::new("membership_ids");
+
+    /// This area's tables, for the schema registry (backup, check, dumps).
+    pub const TABLES: &[TableInfo] = &[
+        ORGANIZATIONS.info(),
+        MEMBERSHIPS.info(),
+        ORG_MEMBERS.info(),
+        USER_ORGS.info(),
+        MEMBERSHIP_IDS.info(),
+    ];
 }

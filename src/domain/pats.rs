@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::clock::unix_now;
 use crate::domain::audit::{self, Actor, AuditEvent};
+use crate::domain::credentials::tables::{ORG_PATS, PATS, USER_PATS};
 use crate::domain::credentials::PersonalAccessToken;
-use crate::domain::{unix_now, CredentialKind, Error, Principal};
-use crate::store::tables::{ORG_PATS, PATS, USER_PATS};
+use crate::domain::{CredentialKind, Error, Principal};
 use crate::store::{Reader, WriteTx, Writer as _};
 
 /// A PAT about to be created.

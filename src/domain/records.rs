@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::accounts::tables::USERS;
+use crate::domain::orgs::tables::{MEMBERSHIPS, ORGANIZATIONS};
 use crate::domain::Role;
-use crate::store::tables::{MEMBERSHIPS, ORGANIZATIONS, USERS};
 use crate::store::{Reader, Record, StoreError};
 
 /// An account.

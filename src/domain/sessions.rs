@@ -4,14 +4,13 @@
 
 use serde_json::json;
 
+use crate::domain::accounts::tables::{USERS, USERS_BY_EMAIL};
 use crate::domain::accounts::{issue_token, revoke_token, revoke_user_tokens, TokenGrant};
 use crate::domain::audit::{self, Actor, AuditEvent};
+use crate::domain::credentials::tables::{JWT_DENYLIST, TOKENS, TOKENS_BY_DIGEST, USER_TOKENS};
 use crate::domain::credentials::TokenKind;
 use crate::domain::records::User;
 use crate::domain::Error;
-use crate::store::tables::{
-    JWT_DENYLIST, TOKENS, TOKENS_BY_DIGEST, USERS, USERS_BY_EMAIL, USER_TOKENS,
-};
 use crate::store::{Reader, WriteTx, Writer as _};
 
 /// Sets a new password hash, bumps the credentials epoch (older JWTs stop working) and revokes
@@ -83,7 +82,7 @@ pub fn logout(
     }
     if let Some((jti, until)) = deny_jti {
         let until = u64::try_from(until).unwrap_or(0);
-        tx.set_lookup(crate::store::tables::JWT_DENYLIST, &jti, until)?;
+        tx.set_lookup(crate::domain::credentials::tables::JWT_DENYLIST, &jti, until)?;
         revoked += 1;
     }
     audit::record(
@@ -157,6 +156,11 @@ pub fn exchange_refresh(
     tx.put(TOKENS, id, &row)?;
     let grant = TokenGrant { family: Some(family), ..successor.clone() };
     Ok(Refresh::Rotated(issue_token(tx, user, &grant)?))
+}
+
+/// The login token or session whose secret has SHA-256 `digest`, if any.
+pub fn token_by_digest(tx: &impl Reader, digest: &str) -> Result<Option<u64>, Error> {
+    Ok(tx.lookup(TOKENS_BY_DIGEST, digest)?)
 }
 
 /// A refresh token that may still be exchanged (the verify route): stored, not yet rotated.

@@ -13,6 +13,7 @@ pub mod refusals;
 pub mod retention;
 pub mod rollups;
 pub mod stats;
+pub mod tables;
 mod writer;
 
 use std::path::Path;
@@ -27,8 +28,9 @@ pub use index::{AuditFilter, AuditScope, IndexError, LogIndex, RequestFilter};
 pub use record::RequestLog;
 
 use crate::config::LogsConfig;
+use crate::domain::audit::tables::AUDIT;
 use crate::domain::audit::AuditRecord;
-use crate::store::tables::{AUDIT, REQUEST_LOGS};
+use crate::logs::tables::REQUEST_LOGS;
 use crate::store::{RangeReader as _, Reader as _, Store, StoreError};
 
 /// How long a handler waits for room in a full channel before the record is dropped (counted).

@@ -38,7 +38,7 @@ pub fn day_of(unix: i64) -> i64 {
 
 /// 429 for a batch over the allowance, retryable when the UTC day turns.
 pub fn exceeded(used: u64, per_day: u64) -> Error {
-    let now = crate::domain::unix_now();
+    let now = crate::clock::unix_now();
     let retry = (day_of(now) + 1) * DAY - now;
     let mut e = Error::new(ErrorCode::RateLimited, "Daily ingest quota exceeded.").with_details(
         serde_json::json!({

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{rollups, LogService};
+use crate::domain::audit::tables::{AUDIT, AUDIT_BY_ORG, AUDIT_BY_USER};
 use crate::domain::audit::AuditRecord;
-use crate::store::tables::{
-    AUDIT, AUDIT_BY_ORG, AUDIT_BY_USER, REQUEST_LOGS, REQUEST_LOGS_BY_MINUTE,
-};
+use crate::logs::tables::{REQUEST_LOGS, REQUEST_LOGS_BY_MINUTE};
 use crate::store::{RangeReader as _, Reader as _, Store, StoreError, WriteTx, Writer as _};
 
 /// Rows removed per transaction, so pruning never holds the writer for long.
@@ -98,7 +97,7 @@ pub async fn run_once(logs: &LogService, store: &Store, now: i64) -> Result<Prun
 pub fn spawn(logs: Arc<LogService>, store: Store) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(e) = run_once(&logs, &store, crate::domain::unix_now()).await {
+            if let Err(e) = run_once(&logs, &store, crate::clock::unix_now()).await {
                 tracing::warn!(error = %e, "log retention pass failed");
             }
             tokio::time::sleep(INTERVAL).await;

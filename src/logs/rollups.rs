@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::agg::{round1, Agg, Bucket, BOUNDS};
 use super::record::RequestLog;
-use crate::store::tables::{
+use crate::logs::tables::{
     LOG_KEYS_BY_HOUR, LOG_SERIES, LOG_SERIES_IDS, ROLLUP_HOUR, ROLLUP_MINUTE,
 };
 use crate::store::{RangeReader, Reader, Record, StoreError, WriteTx, Writer};

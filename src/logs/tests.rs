@@ -12,7 +12,7 @@ use crate::domain::audit::{self, Actor, AuditEvent};
 
 fn open(dir: &Path) -> (Store, Arc<LogService>) {
     let key = SecretKey::from_bytes([7; 32]);
-    let (store, _) = Store::open(&dir.join("gatehouse.redb"), &key, 16, 256).unwrap();
+    let (store, _) = Store::open(&dir.join("gatehouse.redb"), &key, 16, 256, &[]).unwrap();
     let logs = LogService::start(&store, dir, &LogsConfig::default()).unwrap();
     (store, logs)
 }
@@ -44,7 +44,7 @@ fn all() -> RequestFilter {
 async fn ingest_filter_and_read_your_writes() {
     let dir = tempfile::tempdir().unwrap();
     let (store, logs) = open(dir.path());
-    let now = crate::domain::unix_now();
+    let now = crate::clock::unix_now();
     let ids = logs
         .ingest(vec![
             rec("a.S", "Get", "success", 10, now - 30),
@@ -77,7 +77,7 @@ async fn ingest_filter_and_read_your_writes() {
 async fn stats_come_from_rollups() {
     let dir = tempfile::tempdir().unwrap();
     let (store, logs) = open(dir.path());
-    let now = crate::domain::unix_now();
+    let now = crate::clock::unix_now();
     let durations = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
     let mut batch: Vec<RequestLog> =
         durations.iter().map(|d| rec("svc", "M", "success", *d, now - 60)).collect();
@@ -151,7 +151,7 @@ async fn audit_is_followed_and_scoped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_index_is_rebuilt_with_the_same_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let now = crate::domain::unix_now();
+    let now = crate::clock::unix_now();
     let (store, logs) = open(dir.path());
     let batch: Vec<RequestLog> = (0..2500)
         .map(|i| rec("s", if i % 2 == 0 { "A" } else { "B" }, "success", i, now - 100))
@@ -181,7 +181,7 @@ async fn deleted_index_is_rebuilt_with_the_same_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_of_an_older_schema_is_rebuilt_from_redb() {
     let dir = tempfile::tempdir().unwrap();
-    let now = crate::domain::unix_now();
+    let now = crate::clock::unix_now();
     let (store, logs) = open(dir.path());
     let batch: Vec<RequestLog> = (0..30).map(|i| rec("s", "A", "error", i, now - 50)).collect();
     logs.ingest(batch).await.unwrap();
@@ -203,7 +203,7 @@ async fn an_index_of_an_older_schema_is_rebuilt_from_redb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_past_two_to_the_32_survive_a_rebuild_from_a_schema_2_index() {
     let dir = tempfile::tempdir().unwrap();
-    let now = crate::domain::unix_now();
+    let now = crate::clock::unix_now();
     let big = 1u64 << 32;
     let (store, logs) = open(dir.path());
     // Jump both sequences past 2^32, as years of traffic would.
@@ -275,7 +275,7 @@ async fn ids_past_two_to_the_32_survive_a_rebuild_from_a_schema_2_index() {
 async fn retention_prunes_records_rollups_and_index() {
     let dir = tempfile::tempdir().unwrap();
     let (store, logs) = open(dir.path());
-    let now = crate::domain::unix_now();
+    let now = crate::clock::unix_now();
     logs.ingest(vec![
         rec("s", "Old", "success", 1, now - 40 * 86400),
         rec("s", "New", "success", 1, now),

@@ -16,7 +16,8 @@ use super::index::{IndexError, LogIndex, Pending, Watermark};
 use super::quota::{day_of, QuotaBook};
 use super::refusals::Refusals;
 use super::{rollups, Counters, IngestFailure, Msg, Progress, RequestLog};
-use crate::store::tables::{AUDIT, REQUEST_LOGS, REQUEST_LOGS_BY_MINUTE};
+use crate::domain::audit::tables::AUDIT;
+use crate::logs::tables::{REQUEST_LOGS, REQUEST_LOGS_BY_MINUTE};
 use crate::store::{BulkWriter as _, Reader as _, Record, Store, StoreError, WriteTx};
 
 /// Records per redb transaction.
@@ -217,7 +218,7 @@ impl LogWriter {
         let mut acks = Vec::new();
         // One row per subject: a later batch of the same reporter carries the newer count.
         let mut quota_rows = std::collections::HashMap::new();
-        let day = day_of(crate::domain::unix_now());
+        let day = day_of(crate::clock::unix_now());
         for msg in batch {
             match msg {
                 Msg::Request(r) => records.push(*r),
@@ -254,7 +255,7 @@ impl LogWriter {
         let due = if all {
             self.p.refusals.take_all()
         } else {
-            self.p.refusals.take_due(crate::domain::unix_now())
+            self.p.refusals.take_due(crate::clock::unix_now())
         };
         if due.is_empty() {
             return;

@@ -2,9 +2,11 @@
 //! instead of once per row, and ids are reserved in one step. Same tables, same encodings as
 //! [`super::Writer`]; only the number of table opens differs.
 
-use redb::{ReadableTable as _, WriteTransaction};
+use redb::ReadableTable as _;
 
-use super::tables::SEQUENCES;
+use super::tx::WriteTx;
+
+use super::schema::SEQUENCES;
 use super::typed::{IndexTable, RecordTable};
 use super::{Record, StoreError};
 
@@ -29,7 +31,7 @@ pub trait BulkWriter {
     ) -> Result<(), StoreError>;
 }
 
-impl BulkWriter for WriteTransaction {
+impl BulkWriter for WriteTx {
     fn reserve_ids(&self, sequence: &str, n: u64) -> Result<u64, StoreError> {
         let mut t = self.open_table(SEQUENCES)?;
         let last = t.get(sequence)?.map_or(0, |v| v.value());

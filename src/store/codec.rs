@@ -84,11 +84,11 @@ mod tests {
         fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
             match version {
                 1 => {
-                    let old: V1 = serde_json::from_slice(body)
-                        .map_err(|e| StoreError::Other(e.to_string()))?;
+                    let old: V1 =
+                        serde_json::from_slice(body).map_err(|e| StoreError::codec("thing", e))?;
                     Ok(V2 { name: old.name, tags: Vec::new() })
                 }
-                v => Err(StoreError::Other(format!("unknown version {v}"))),
+                v => Err(StoreError::codec("thing", format!("unknown version {v}"))),
             }
         }
     }

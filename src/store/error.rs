@@ -18,10 +18,20 @@ pub enum StoreError {
     WrongMasterKey,
     #[error("the data file has schema version {found}, newer than this binary's {supported}; upgrade gatehouse")]
     TooNew { found: u64, supported: u64 },
+    #[error("durability: {0}")]
+    Durability(#[from] redb::SetDurabilityError),
+    #[error("sealing the master key check value: {0}")]
+    Seal(#[from] crate::crypto::CryptoError),
+    #[error("meta row {key}: {problem}")]
+    Meta { key: &'static str, problem: &'static str },
     #[error("the writer has stopped")]
     WriterGone,
-    #[error("{0}")]
-    Other(String),
+    #[error("cannot start the writer thread: {0}")]
+    WriterStart(std::io::Error),
+    #[error("the batch commit failed: {0}")]
+    BatchCommit(std::sync::Arc<StoreError>),
+    #[error("the mutation was not run")]
+    NotRun,
 }
 
 impl StoreError {

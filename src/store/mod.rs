@@ -7,7 +7,8 @@ mod codec;
 mod error;
 mod migrate;
 mod range;
-pub mod tables;
+pub mod schema;
+mod tx;
 mod typed;
 mod writer;
 
@@ -17,11 +18,11 @@ use std::sync::Arc;
 pub use bulk::BulkWriter;
 pub use codec::{decode, encode, Record};
 pub use error::StoreError;
-pub use migrate::{get_meta, put_meta, read_meta, reseal_master_check, SCHEMA_VERSION};
+pub use migrate::{get_meta, put_meta, read_meta, reseal_master_check};
 pub use range::RangeReader;
-pub use redb::{
-    ReadTransaction as ReadTx, ReadableTable, ReadableTableMetadata, WriteTransaction as WriteTx,
-};
+pub use redb::{ReadTransaction as ReadTx, ReadableTable, ReadableTableMetadata};
+pub use schema::{Migration, TableInfo};
+pub use tx::{Effect, EffectSink, WriteTx};
 pub use typed::{IndexTable, LookupTable, Reader, RecordTable, Writer};
 pub use writer::WriterHandle;
 
@@ -52,11 +53,12 @@ impl Store {
         master: &SecretKey,
         cache_size_mb: u64,
         max_batch: usize,
+        migrations: &[Migration],
     ) -> Result<(Self, StoreInfo), StoreError> {
         let cache =
             usize::try_from(cache_size_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         let db = redb::Builder::new().set_cache_size(cache).create(path)?;
-        let info = migrate::prepare(&db, master)?;
+        let info = migrate::prepare(&db, master, migrations)?;
         let db = Arc::new(db);
         let writer = writer::spawn(Arc::clone(&db), max_batch)?;
         Ok((Self { db, writer }, info))
@@ -103,6 +105,11 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         self.writer.submit_blocking(f)
+    }
+
+    /// Installs the receiver of commit effects (once, at start); `false` if one is installed.
+    pub fn set_effect_sink(&self, sink: EffectSink) -> bool {
+        self.writer.set_effect_sink(sink)
     }
 
     /// A receiver that changes after every commit (value: number of commits so far).

@@ -2,7 +2,9 @@
 //! whose parent key is a time (request logs by minute, roll-ups by minute/hour) and that are
 //! pruned or aggregated by range rather than by one parent.
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
+
+use super::tx::WriteTx;
 
 use super::typed::{IndexTable, LookupTable, RecordTable};
 use super::{Record, StoreError};
@@ -135,4 +137,4 @@ macro_rules! impl_range_reader {
 }
 
 impl_range_reader!(ReadTransaction);
-impl_range_reader!(WriteTransaction);
+impl_range_reader!(WriteTx);

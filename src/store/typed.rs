@@ -3,14 +3,17 @@
 
 use std::marker::PhantomData;
 
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, TableDefinition};
 
 use super::codec::{decode, encode, Record};
+use super::schema::{verify_records, Shape, TableInfo};
+use super::tx::WriteTx;
 use super::StoreError;
 
 /// `u64 id → Versioned<T>`.
 pub struct RecordTable<T> {
     pub def: TableDefinition<'static, u64, &'static [u8]>,
+    name: &'static str,
     _marker: PhantomData<fn() -> T>,
 }
 
@@ -23,7 +26,14 @@ impl<T> Copy for RecordTable<T> {}
 
 impl<T> RecordTable<T> {
     pub const fn new(name: &'static str) -> Self {
-        Self { def: TableDefinition::new(name), _marker: PhantomData }
+        Self { def: TableDefinition::new(name), name, _marker: PhantomData }
+    }
+}
+
+impl<T: Record> RecordTable<T> {
+    /// This table's line in the schema registry.
+    pub const fn info(self) -> TableInfo {
+        TableInfo { name: self.name, shape: Shape::Records(verify_records::<T>) }
     }
 }
 
@@ -31,11 +41,17 @@ impl<T> RecordTable<T> {
 #[derive(Clone, Copy)]
 pub struct IndexTable {
     pub def: TableDefinition<'static, (u64, u64), ()>,
+    name: &'static str,
 }
 
 impl IndexTable {
     pub const fn new(name: &'static str) -> Self {
-        Self { def: TableDefinition::new(name) }
+        Self { def: TableDefinition::new(name), name }
+    }
+
+    /// This table's line in the schema registry.
+    pub const fn info(self) -> TableInfo {
+        TableInfo { name: self.name, shape: Shape::Index }
     }
 }
 
@@ -43,11 +59,17 @@ impl IndexTable {
 #[derive(Clone, Copy)]
 pub struct LookupTable {
     pub def: TableDefinition<'static, &'static str, u64>,
+    name: &'static str,
 }
 
 impl LookupTable {
     pub const fn new(name: &'static str) -> Self {
-        Self { def: TableDefinition::new(name) }
+        Self { def: TableDefinition::new(name), name }
+    }
+
+    /// This table's line in the schema registry.
+    pub const fn info(self) -> TableInfo {
+        TableInfo { name: self.name, shape: Shape::Lookup }
     }
 }
 
@@ -244,7 +266,7 @@ macro_rules! impl_reader {
 }
 
 impl_reader!(ReadTransaction);
-impl_reader!(WriteTransaction);
+impl_reader!(WriteTx);
 
 /// Writes, only inside a write transaction.
 pub trait Writer {
@@ -260,7 +282,7 @@ pub trait Writer {
     fn next_id(&self, sequence: &str) -> Result<u64, StoreError>;
 }
 
-impl Writer for WriteTransaction {
+impl Writer for WriteTx {
     fn put<T: Record>(&self, table: RecordTable<T>, id: u64, value: &T) -> Result<(), StoreError> {
         let bytes = encode(value)?;
         self.open_table(table.def)?.insert(id, bytes.as_slice())?;
@@ -301,7 +323,7 @@ impl Writer for WriteTransaction {
     }
 
     fn next_id(&self, sequence: &str) -> Result<u64, StoreError> {
-        let mut t = self.open_table(super::tables::SEQUENCES)?;
+        let mut t = self.open_table(super::schema::SEQUENCES)?;
         let next = t.get(sequence)?.map_or(0, |v| v.value()) + 1;
         t.insert(sequence, next)?;
         Ok(next)

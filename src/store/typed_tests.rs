@@ -31,12 +31,12 @@ fn visited(tx: &impl Reader, ids: &[u64]) -> Vec<(u64, u64)> {
 fn range_scans_and_lookups_visit_the_same_rows_in_the_given_order() {
     let dir = tempfile::tempdir().unwrap();
     let db = redb::Database::create(dir.path().join("t.redb")).unwrap();
-    let tx = db.begin_write().unwrap();
+    let tx = crate::store::WriteTx::new(db.begin_write().unwrap());
     // Every id from 1 to 300 except multiples of 7, which are missing.
     for id in (1..=300u64).filter(|i| i % 7 != 0) {
         tx.put(THINGS, id, &Thing { n: id * 10 }).unwrap();
     }
-    tx.commit().unwrap();
+    tx.into_parts().0.commit().unwrap();
     let tx = db.begin_read().unwrap();
 
     let expect = |ids: &[u64]| -> Vec<(u64, u64)> {

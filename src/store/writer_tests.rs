@@ -21,7 +21,7 @@ fn copy_and_read(path: &std::path::Path, key: &str) -> Option<Vec<u8>> {
 async fn relaxed_commits_are_visible_at_once_and_durable_within_the_interval() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.redb");
-    let (store, _) = Store::open(&path, &SecretKey::generate().unwrap(), 8, 16).unwrap();
+    let (store, _) = Store::open(&path, &SecretKey::generate().unwrap(), 8, 16, &[]).unwrap();
 
     store
         .write_relaxed(|tx| -> Result<(), StoreError> { put_meta(tx, "relaxed", b"one") })

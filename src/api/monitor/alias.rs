@@ -13,8 +13,8 @@ use poem_openapi::OperationId;
 use super::params::MonitorParams;
 use super::views;
 use crate::api::error::{ApiError, ApiResult};
-use crate::app::AppState;
 use crate::domain::{Error, Principal};
+use crate::services::Services;
 
 fn principal(req: &Request) -> Result<Principal, ApiError> {
     req.extensions().get::<Principal>().cloned().ok_or_else(|| {
@@ -34,7 +34,7 @@ fn respond<T: ToJSON>(op: &'static str, result: ApiResult<T>) -> Response {
 #[handler]
 async fn requests(
     req: &Request,
-    state: Data<&Arc<AppState>>,
+    state: Data<&Arc<Services>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let out = async {
@@ -53,7 +53,7 @@ struct IngestBody {
 #[handler]
 async fn ingest(
     req: &Request,
-    state: Data<&Arc<AppState>>,
+    state: Data<&Arc<Services>>,
     body: poem::Result<Json<IngestBody>>,
 ) -> Response {
     let out = async {
@@ -71,7 +71,7 @@ async fn ingest(
 }
 
 #[handler]
-async fn health(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+async fn health(req: &Request, state: Data<&Arc<Services>>) -> Response {
     let out = async { views::health(&state, &principal(req)?).await };
     respond("grpc_monitor_health_retrieve", out.await)
 }
@@ -81,7 +81,7 @@ macro_rules! stats_alias {
         #[handler]
         async fn $name(
             req: &Request,
-            state: Data<&Arc<AppState>>,
+            state: Data<&Arc<Services>>,
             Query(q): Query<HashMap<String, String>>,
         ) -> Response {
             let out = async {

@@ -53,7 +53,7 @@ impl From<RequestLog> for RequestLogItem {
             duration_ms: r.duration_ms,
             grpc_status_code: r.grpc_status_code.into_owned(),
             error_message: r.error_message,
-            created_at: crate::domain::rfc3339_from_unix(r.created_at),
+            created_at: crate::clock::rfc3339_from_unix(r.created_at),
             client_ip: r.client_ip,
             user_id: r.user_id,
             username: r.username,

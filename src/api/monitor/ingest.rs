@@ -15,8 +15,7 @@ use crate::api::error::ApiResult;
 use crate::domain::{CredentialKind, Error, Principal};
 use crate::logs::record::{known_or_owned, mask_path, STATUSES};
 use crate::logs::{IngestQuota, LogService, RequestLog};
-use crate::store::tables::API_KEYS;
-use crate::store::{Reader as _, Store};
+use crate::store::Store;
 
 /// Items per batch.
 pub const MAX_ITEMS: usize = 1000;
@@ -207,7 +206,7 @@ fn may_ingest(store: &Store, p: &Principal) -> Result<Reporter, Error> {
         _ => None,
     };
     if let Some((id, _)) = &key {
-        let stored = store.read(|tx| tx.get(API_KEYS, *id))?;
+        let stored = store.read(|tx| crate::domain::api_keys::get(tx, *id))?;
         if stored.is_some_and(|k| k.is_active && k.ingest) {
             return Ok(Reporter { user_id: p.user_id, key });
         }
@@ -235,7 +234,7 @@ pub async fn ingest(
         )
         .into());
     }
-    let now = crate::domain::unix_now();
+    let now = crate::clock::unix_now();
     let mut good = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (i, item) in items.iter().enumerate() {

@@ -21,7 +21,7 @@ use crate::api::error::ApiResult;
 use crate::api::paging::Page;
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::app::AppState;
+use crate::services::Services;
 use dto::{
     IngestRequest, IngestResponse, MethodsResponse, MonitorHealth, OverviewStats, RequestLogItem,
     ServicesResponse, TimelineResponse,
@@ -52,7 +52,7 @@ impl MonitorApi {
     )]
     async fn requests_list(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
         /// Service name (exact).
@@ -99,7 +99,7 @@ impl MonitorApi {
     )]
     async fn requests_create(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
         body: Json<IngestRequest>,
     ) -> ApiResult<IngestCreated> {
@@ -116,7 +116,7 @@ impl MonitorApi {
     )]
     async fn health(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
     ) -> ApiResult<Json<MonitorHealth>> {
         views::health(&state, auth.principal()).await.map(Json)
@@ -130,7 +130,7 @@ impl MonitorApi {
     )]
     async fn overview(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
         hours: Query<Option<i64>>,
     ) -> ApiResult<Json<OverviewStats>> {
@@ -145,7 +145,7 @@ impl MonitorApi {
     )]
     async fn services(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
         hours: Query<Option<i64>>,
     ) -> ApiResult<Json<ServicesResponse>> {
@@ -160,7 +160,7 @@ impl MonitorApi {
     )]
     async fn methods(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
         hours: Query<Option<i64>>,
         service: Query<Option<String>>,
@@ -177,7 +177,7 @@ impl MonitorApi {
     )]
     async fn timeline(
         &self,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<Services>>,
         auth: Authenticated,
         hours: Query<Option<i64>>,
         /// `hour` (default) or `day`.

@@ -12,14 +12,15 @@ use super::dto::{
 use super::params::MonitorParams;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::paging::{Page, PageRequest};
-use crate::app::AppState;
-use crate::domain::{rfc3339_from_unix, unix_now, Error, Principal};
+use crate::clock::{rfc3339_from_unix, unix_now};
+use crate::domain::{Error, Principal};
 use crate::logs::rollups::window_start;
 use crate::logs::stats::{self, Row};
+use crate::services::Services;
 
 /// Runs a read of the roll-ups off the async runtime.
 async fn read_stats<T: Send + 'static>(
-    state: &Arc<AppState>,
+    state: &Arc<Services>,
     f: impl FnOnce(&crate::store::ReadTx) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> ApiResult<T> {
     let store = state.store.clone();
@@ -30,7 +31,7 @@ async fn read_stats<T: Send + 'static>(
 }
 
 pub async fn list(
-    state: &Arc<AppState>,
+    state: &Arc<Services>,
     req: &Request,
     p: &Principal,
     params: &MonitorParams,
@@ -42,7 +43,7 @@ pub async fn list(
     page.build(req, count, records.into_iter().map(RequestLogItem::from).collect())
 }
 
-pub async fn health(state: &Arc<AppState>, p: &Principal) -> ApiResult<MonitorHealth> {
+pub async fn health(state: &Arc<Services>, p: &Principal) -> ApiResult<MonitorHealth> {
     p.require_staff()?;
     let from = window_start(unix_now(), 24);
     let services = read_stats(state, move |tx| stats::service_names(tx, from)).await?;
@@ -56,12 +57,12 @@ pub async fn health(state: &Arc<AppState>, p: &Principal) -> ApiResult<MonitorHe
         server_host: addr.map(|a| a.ip().to_string()).unwrap_or_default(),
         server_port: addr.map_or(0, |a| a.port()),
         enabled: true,
-        timestamp: crate::domain::now_rfc3339(),
+        timestamp: crate::clock::now_rfc3339(),
     })
 }
 
 pub async fn overview(
-    state: &Arc<AppState>,
+    state: &Arc<Services>,
     p: &Principal,
     params: &MonitorParams,
 ) -> ApiResult<OverviewStats> {
@@ -121,7 +122,7 @@ fn method_stats(r: Row) -> MethodStats {
 }
 
 pub async fn services(
-    state: &Arc<AppState>,
+    state: &Arc<Services>,
     p: &Principal,
     params: &MonitorParams,
 ) -> ApiResult<ServicesResponse> {
@@ -134,7 +135,7 @@ pub async fn services(
 }
 
 pub async fn methods(
-    state: &Arc<AppState>,
+    state: &Arc<Services>,
     p: &Principal,
     params: &MonitorParams,
 ) -> ApiResult<MethodsResponse> {
@@ -148,7 +149,7 @@ pub async fn methods(
 }
 
 pub async fn timeline(
-    state: &Arc<AppState>,
+    state: &Arc<Services>,
     p: &Principal,
     params: &MonitorParams,
 ) -> ApiResult<TimelineResponse> {

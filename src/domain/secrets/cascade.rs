@@ -6,14 +6,14 @@ use serde_json::json;
 
 use crate::domain::audit::{self, AuditEvent};
 use crate::domain::secrets::records::{Environment, Project};
-use crate::domain::secrets::variables::key_lookup;
-use crate::domain::secrets::{history, Caller};
-use crate::domain::Error;
-use crate::store::tables::{
+use crate::domain::secrets::tables::{
     DELETED_VARIABLES_BY_ENV, ENVIRONMENTS, ENVIRONMENTS_BY_ORG, ENVIRONMENTS_BY_PROJECT,
     ENVIRONMENT_NAMES, ORG_DATA_KEYS, PROJECTS, PROJECTS_BY_ORG, PROJECT_NAMES, VARIABLES,
     VARIABLES_BY_ENV, VARIABLES_BY_ORG, VARIABLE_KEYS,
 };
+use crate::domain::secrets::variables::key_lookup;
+use crate::domain::secrets::{history, Caller};
+use crate::domain::Error;
 use crate::store::{Reader, WriteTx, Writer as _};
 
 /// What a cascade removed.

@@ -2,14 +2,15 @@
 
 use serde_json::json;
 
+use crate::clock::unix_now;
 use crate::domain::audit::{self, AuditEvent};
 use crate::domain::secrets::records::Environment;
-use crate::domain::secrets::{cascade, page_of, projects, Caller, UserNames, ENVIRONMENT_TYPES};
-use crate::domain::{unix_now, Error, Role};
-use crate::store::tables::{
+use crate::domain::secrets::tables::{
     ENVIRONMENTS, ENVIRONMENTS_BY_ORG, ENVIRONMENTS_BY_PROJECT, ENVIRONMENT_NAMES, PROJECTS,
     VARIABLES_BY_ENV,
 };
+use crate::domain::secrets::{cascade, page_of, projects, Caller, UserNames, ENVIRONMENT_TYPES};
+use crate::domain::{Error, Role};
 use crate::store::{Reader, WriteTx, Writer as _};
 
 /// An environment with the names and counts the API shows.

@@ -4,16 +4,17 @@
 
 use serde_json::json;
 
+use crate::clock::unix_now;
 use crate::domain::audit::{self, AuditEvent};
 use crate::domain::secrets::records::{Variable, VariableVersion};
 use crate::domain::secrets::sealing::{self, Slot};
-use crate::domain::secrets::variables::{self, slot, VariableView};
-use crate::domain::secrets::{environments, Caller, UserNames, Vault};
-use crate::domain::{unix_now, Error, Role};
-use crate::store::tables::{
+use crate::domain::secrets::tables::{
     DELETED_VARIABLES, DELETED_VARIABLES_BY_ENV, ENVIRONMENTS, VARIABLES, VARIABLE_VERSIONS,
     VERSIONS_BY_VARIABLE,
 };
+use crate::domain::secrets::variables::{self, slot, VariableView};
+use crate::domain::secrets::{environments, Caller, UserNames, Vault};
+use crate::domain::{Error, Role};
 use crate::store::{Reader, WriteTx, Writer as _};
 
 /// One version of a variable's value.

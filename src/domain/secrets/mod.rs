@@ -11,8 +11,8 @@ pub mod history;
 pub mod projects;
 pub mod records;
 pub mod rekey;
-pub mod rotate;
 pub mod sealing;
+pub mod tables;
 pub mod transfer;
 pub mod variables;
 

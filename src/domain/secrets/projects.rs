@@ -2,14 +2,16 @@
 
 use serde_json::json;
 
+use crate::clock::unix_now;
 use crate::domain::audit::{self, AuditEvent};
+use crate::domain::orgs::tables::ORGANIZATIONS;
 use crate::domain::records::organization_name;
 use crate::domain::secrets::records::Project;
-use crate::domain::secrets::{cascade, matches_search, page_of, Caller, UserNames};
-use crate::domain::{unix_now, Error, Role};
-use crate::store::tables::{
-    ENVIRONMENTS_BY_PROJECT, ORGANIZATIONS, PROJECTS, PROJECTS_BY_ORG, PROJECT_NAMES,
+use crate::domain::secrets::tables::{
+    ENVIRONMENTS_BY_PROJECT, PROJECTS, PROJECTS_BY_ORG, PROJECT_NAMES,
 };
+use crate::domain::secrets::{cascade, matches_search, page_of, Caller, UserNames};
+use crate::domain::{Error, Role};
 use crate::store::{Reader, WriteTx, Writer as _};
 
 /// Longest project name, in characters (KeyNest's column size).

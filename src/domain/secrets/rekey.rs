@@ -13,13 +13,14 @@ use serde_json::json;
 
 use crate::crypto::SecretKey;
 use crate::domain::audit::{self, Actor, AuditEvent};
+use crate::domain::orgs::tables::ORGANIZATIONS;
 use crate::domain::secrets::records::{OrgDataKey, Sealed};
 use crate::domain::secrets::sealing::{self, DataKey, Slot};
-use crate::domain::Error;
-use crate::store::tables::{
-    DELETED_VARIABLES, ORGANIZATIONS, ORG_DATA_KEYS, VARIABLES, VARIABLES_BY_ORG,
-    VARIABLE_VERSIONS, VERSIONS_BY_VARIABLE,
+use crate::domain::secrets::tables::{
+    DELETED_VARIABLES, ORG_DATA_KEYS, VARIABLES, VARIABLES_BY_ORG, VARIABLE_VERSIONS,
+    VERSIONS_BY_VARIABLE,
 };
+use crate::domain::Error;
 use crate::store::{Reader as _, Store, WriteTx, Writer as _};
 
 /// How a rotation proceeds.
@@ -140,7 +141,7 @@ fn begin(
         sealed: sealing::seal_key(master, org, fresh)?,
         previous: Some(rec.sealed.clone()),
         generation: rec.generation.saturating_add(1),
-        created_at: crate::domain::unix_now(),
+        created_at: crate::clock::unix_now(),
         ..rec
     };
     tx.put(ORG_DATA_KEYS, org, &next)?;

@@ -11,8 +11,9 @@ use parking_lot::RwLock;
 
 use crate::crypto::{SecretKey, KEY_LEN};
 use crate::domain::secrets::records::{OrgDataKey, Sealed};
-use crate::domain::{push_decimal, Error};
-use crate::store::tables::ORG_DATA_KEYS;
+use crate::domain::Error;
+
+use crate::domain::secrets::tables::ORG_DATA_KEYS;
 use crate::store::{Reader, WriteTx, Writer as _};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -36,13 +37,13 @@ pub fn value_aad(org: u64, env: u64, variable: u64, version: u32) -> Vec<u8> {
 
 fn push_value_aad(out: &mut Vec<u8>, slot: Slot) {
     out.extend_from_slice(b"gatehouse/variable/v1/org:");
-    push_decimal(out, slot.org);
+    out.extend_from_slice(itoa::Buffer::new().format(slot.org).as_bytes());
     out.extend_from_slice(b"/env:");
-    push_decimal(out, slot.env);
+    out.extend_from_slice(itoa::Buffer::new().format(slot.env).as_bytes());
     out.extend_from_slice(b"/var:");
-    push_decimal(out, slot.variable);
+    out.extend_from_slice(itoa::Buffer::new().format(slot.variable).as_bytes());
     out.extend_from_slice(b"/version:");
-    push_decimal(out, u64::from(slot.version));
+    out.extend_from_slice(itoa::Buffer::new().format(u64::from(slot.version)).as_bytes());
 }
 
 /// An organization's opened data key: `current` seals; while a data-key rotation is under
@@ -167,7 +168,7 @@ pub fn data_key(
     let rec = OrgDataKey {
         organization_id: org,
         sealed: seal_key(master, org, &key)?,
-        created_at: crate::domain::unix_now(),
+        created_at: crate::clock::unix_now(),
         generation: 1,
         previous: None,
     };

@@ -3,17 +3,20 @@
 use std::collections::BTreeMap;
 
 use crate::crypto::SecretKey;
+use crate::domain::accounts::tables::USERS;
 use crate::domain::dotenv;
+use crate::domain::orgs::tables::ORGANIZATIONS;
 use crate::domain::records::{Membership, Organization, User};
 use crate::domain::secrets::environments::{self, EnvironmentFilter};
 use crate::domain::secrets::records::Variable;
 use crate::domain::secrets::sealing::DECRYPTION_ERROR;
-use crate::domain::secrets::variables::{self, VariableChange};
-use crate::domain::secrets::{history, projects, rotate, transfer, Caller, Vault};
-use crate::domain::{CredentialKind, Error, ErrorCode, Principal, Role};
-use crate::store::tables::{
-    ORGANIZATIONS, ORG_DATA_KEYS, USERS, VARIABLES, VARIABLE_VERSIONS, VERSIONS_BY_VARIABLE,
+use crate::domain::secrets::tables::{
+    ORG_DATA_KEYS, VARIABLES, VARIABLE_VERSIONS, VERSIONS_BY_VARIABLE,
 };
+use crate::domain::secrets::variables::{self, VariableChange};
+use crate::domain::secrets::{history, projects, transfer, Caller, Vault};
+use crate::domain::{CredentialKind, Error, ErrorCode, Principal, Role};
+use crate::services::rotation as rotate;
 use crate::store::{Reader, Store, Writer as _};
 
 struct Fixture {
@@ -25,7 +28,14 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let master = SecretKey::generate().unwrap();
-    let (store, _) = Store::open(&dir.path().join("t.redb"), &master, 8, 16).unwrap();
+    let (store, _) = Store::open(
+        &dir.path().join("t.redb"),
+        &master,
+        8,
+        16,
+        crate::services::schema::MIGRATIONS,
+    )
+    .unwrap();
     store
         .write_blocking(|tx| -> Result<(), Error> {
             for (id, name) in [(1u64, "owner"), (2, "editor"), (3, "viewer"), (4, "other")] {
@@ -345,7 +355,9 @@ fn every_change_is_audited_without_values() {
     })
     .unwrap();
     let records = f
-        .r(|tx, _| Ok(tx.scan(crate::store::tables::AUDIT, 0..=u64::MAX, usize::MAX, false)?))
+        .r(|tx, _| {
+            Ok(tx.scan(crate::domain::audit::tables::AUDIT, 0..=u64::MAX, usize::MAX, false)?)
+        })
         .unwrap();
     let actions: Vec<&str> = records.iter().map(|(_, r)| r.action.as_str()).collect();
     for expected in [

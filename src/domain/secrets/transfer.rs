@@ -8,15 +8,16 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::clock::format_rfc3339;
 use crate::crypto::ct_eq;
 use crate::domain::audit::{self, AuditEvent};
 use crate::domain::dotenv::{self, LineError, ParseOutcome, ParsedEntry};
 use crate::domain::records::organization_name;
 use crate::domain::secrets::records::Environment;
+use crate::domain::secrets::tables::{PROJECTS, VARIABLES, VARIABLE_KEYS};
 use crate::domain::secrets::variables::{self, key_lookup, validate_key, validate_value};
 use crate::domain::secrets::{environments, sealing, Caller, Vault};
-use crate::domain::{format_rfc3339, Error, Role};
-use crate::store::tables::{PROJECTS, VARIABLES, VARIABLE_KEYS};
+use crate::domain::{Error, Role};
 use crate::store::{Reader, WriteTx, Writer as _};
 
 /// Most keys one import may hold.

@@ -7,16 +7,17 @@ use rustc_hash::FxHashMap;
 
 use serde_json::json;
 
+use crate::clock::unix_now;
 use crate::domain::audit::{self, AuditEvent};
 use crate::domain::dotenv::{is_valid_key, MAX_KEY_LEN, MAX_VALUE_BYTES};
 use crate::domain::secrets::records::{Environment, Sealed, Variable, VariableRef};
 use crate::domain::secrets::sealing::{self, Opener, Slot};
-use crate::domain::secrets::{environments, history, Caller, UserNames, Vault};
-use crate::domain::{unix_now, Error, Role};
-use crate::store::tables::{
+use crate::domain::secrets::tables::{
     DELETED_VARIABLES, DELETED_VARIABLES_BY_ENV, ENVIRONMENTS, VARIABLES, VARIABLES_BY_ENV,
     VARIABLES_BY_ORG, VARIABLE_KEYS,
 };
+use crate::domain::secrets::{environments, history, Caller, UserNames, Vault};
+use crate::domain::{Error, Role};
 use crate::store::{Reader, WriteTx, Writer as _};
 
 /// A variable with its opened value and the names the API shows.

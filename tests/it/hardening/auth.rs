@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse::domain::audit::tables::AUDIT;
 use gatehouse::domain::audit::AuditRecord;
-use gatehouse::store::tables::{AUDIT, JWT_DENYLIST, TOKENS, TOKENS_BY_DIGEST};
+use gatehouse::domain::credentials::tables::{JWT_DENYLIST, TOKENS, TOKENS_BY_DIGEST};
 use gatehouse::store::{Reader as _, Writer as _};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -16,7 +17,7 @@ use crate::harness::{
 
 type Err = gatehouse::domain::Error;
 
-fn state(server: &TestServer) -> &Arc<gatehouse::app::AppState> {
+fn state(server: &TestServer) -> &Arc<gatehouse::services::Services> {
     &server.running.as_ref().unwrap().state
 }
 
@@ -44,7 +45,7 @@ impl Details for AuditRecord {
 
 /// Limits count per minute: start a burst early in a minute so that it does not straddle two.
 async fn fresh_minute() {
-    let into = gatehouse::domain::unix_now().rem_euclid(60);
+    let into = gatehouse::clock::unix_now().rem_euclid(60);
     if into > 40 {
         tokio::time::sleep(Duration::from_secs(u64::try_from(61 - into).unwrap())).await;
     }
@@ -382,14 +383,14 @@ async fn set_token_expiry(server: &TestServer, id: u64, expires_at: Option<i64>)
         })
         .await
         .unwrap();
-    state(server).auth.invalidate();
+    state(server).credentials.invalidate();
 }
 
 #[tokio::test]
 async fn l3_login_tokens_expire_and_expired_credentials_are_swept() {
     let server = TestServer::start_with(&[("GATEHOUSE_AUTH_TOKEN_HOURS", "48")]).await;
     let u = register(&server, "expiry").await;
-    let now = gatehouse::domain::unix_now();
+    let now = gatehouse::clock::unix_now();
     let (body, _) = login(&server, &u).await;
     let token = body["token"].as_str().unwrap().to_string();
     let access = body["access"].as_str().unwrap().to_string();
@@ -443,7 +444,7 @@ async fn l3_login_tokens_expire_and_expired_credentials_are_swept() {
     assert!(denied().is_empty());
     let legacy_row = token_row(&server, &u.token);
     let at = legacy_row.expires_at.expect("given an expiry");
-    assert!((at - (gatehouse::domain::unix_now() + 48 * 3600)).abs() <= 5);
+    assert!((at - (gatehouse::clock::unix_now() + 48 * 3600)).abs() <= 5);
     assert_eq!(get_with(&server, "/api/auth/profile/", &auth(&u.token)).await.status(), 200);
 }
 
@@ -678,7 +679,7 @@ async fn l13_an_unparsable_stored_allow_list_refuses_the_key() {
     state(&server)
         .store
         .write(move |tx| -> Result<(), Err> {
-            use gatehouse::store::tables::API_KEYS;
+            use gatehouse::domain::credentials::tables::API_KEYS;
             let mut k = tx.get(API_KEYS, id)?.expect("key row");
             k.ip_allowlist = vec!["127.0.0.1".into(), "not an address".into()];
             tx.put(API_KEYS, id, &k)?;
@@ -686,7 +687,7 @@ async fn l13_an_unparsable_stored_allow_list_refuses_the_key() {
         })
         .await
         .unwrap();
-    state(&server).auth.invalidate();
+    state(&server).credentials.invalidate();
     assert_error(get_with(&server, "/api/auth/profile/", &key).await, 403).await;
 }
 

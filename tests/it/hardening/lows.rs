@@ -13,7 +13,9 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use gatehouse::crypto::SecretKey;
-use gatehouse::store::tables::{ORG_DATA_KEYS, VARIABLES, VARIABLE_VERSIONS, VERSIONS_BY_VARIABLE};
+use gatehouse::domain::secrets::tables::{
+    ORG_DATA_KEYS, VARIABLES, VARIABLE_VERSIONS, VERSIONS_BY_VARIABLE,
+};
 use gatehouse::store::{Reader as _, Store};
 use serde_json::json;
 
@@ -48,7 +50,15 @@ fn master_of(dir: &Path) -> SecretKey {
 
 /// The data file of a stopped server, opened in-process.
 fn open_store(dir: &Path) -> Store {
-    Store::open(&dir.join("gatehouse.redb"), &master_of(dir), 8, 1).unwrap().0
+    Store::open(
+        &dir.join("gatehouse.redb"),
+        &master_of(dir),
+        8,
+        1,
+        gatehouse::services::schema::MIGRATIONS,
+    )
+    .unwrap()
+    .0
 }
 
 /// The real binary with a clean environment.

@@ -392,7 +392,7 @@ async fn m3_staff_create_accounts_when_registration_is_closed() {
     assert_eq!(resp.status(), 200);
     assert!(audit_actions(&server).contains(&"user_created".to_string()));
     {
-        use gatehouse::store::tables::AUDIT;
+        use gatehouse::domain::audit::tables::AUDIT;
         use gatehouse::store::Reader as _;
         let state = &server.running.as_ref().unwrap().state;
         let rows = state.store.read(|tx| tx.scan(AUDIT, 0..=u64::MAX, usize::MAX, false)).unwrap();

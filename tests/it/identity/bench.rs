@@ -71,10 +71,10 @@ async fn authentication_cost_per_credential_kind() {
     for (name, header) in &kinds {
         let presented = || gatehouse::auth::parse_authorization(header).unwrap();
         // Warm: the cache holds the resolution.
-        state.auth.authenticate(&state.store, presented(), ip).await.unwrap();
+        state.credentials.authenticate(&state.store, presented(), ip).await.unwrap();
         let t = Instant::now();
         for _ in 0..N {
-            state.auth.authenticate(&state.store, presented(), ip).await.unwrap();
+            state.credentials.authenticate(&state.store, presented(), ip).await.unwrap();
         }
         let warm = t.elapsed().as_secs_f64() * 1e6 / f64::from(N);
         // Cold: every resolution misses the cache (Basic would re-run argon2: skipped).
@@ -84,8 +84,8 @@ async fn authentication_cost_per_credential_kind() {
             let n = N / 10;
             let t = Instant::now();
             for _ in 0..n {
-                state.auth.invalidate();
-                state.auth.authenticate(&state.store, presented(), ip).await.unwrap();
+                state.credentials.invalidate();
+                state.credentials.authenticate(&state.store, presented(), ip).await.unwrap();
             }
             t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
         };

@@ -29,7 +29,7 @@ async fn burst_limit_gives_429_with_headers() {
         let remaining: u64 = h["x-ratelimit-remaining"].to_str().unwrap().parse().unwrap();
         let reset: i64 = h["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
         assert_eq!(limit, 1000);
-        assert!(reset > gatehouse::domain::unix_now());
+        assert!(reset > gatehouse::clock::unix_now());
         assert!(remaining <= last_remaining);
         last_remaining = remaining;
         if resp.status() == 429 {

@@ -15,7 +15,7 @@ use crate::harness::TestServer;
 
 /// Audit actions recorded so far, oldest first (read straight from the data file).
 pub fn audit_actions(server: &TestServer) -> Vec<String> {
-    use gatehouse::store::tables::AUDIT;
+    use gatehouse::domain::audit::tables::AUDIT;
     use gatehouse::store::Reader as _;
     let state = &server.running.as_ref().unwrap().state;
     state

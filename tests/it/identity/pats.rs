@@ -164,19 +164,25 @@ async fn global_metrics_scope_is_staff_only_and_must_match_the_row() {
     let state = &server.running.as_ref().unwrap().state;
     let user = {
         use gatehouse::store::Reader as _;
-        state.store.read(|tx| tx.get(gatehouse::store::tables::USERS, u.id)).unwrap().unwrap()
+        state
+            .store
+            .read(|tx| tx.get(gatehouse::domain::accounts::tables::USERS, u.id))
+            .unwrap()
+            .unwrap()
     };
     let pat_row = {
         use gatehouse::store::Reader as _;
         state
             .store
-            .read(|tx| tx.get(gatehouse::store::tables::PATS, row["id"].as_u64().unwrap()))
+            .read(|tx| {
+                tx.get(gatehouse::domain::credentials::tables::PATS, row["id"].as_u64().unwrap())
+            })
             .unwrap()
             .unwrap()
     };
-    let now = gatehouse::domain::unix_now();
+    let now = gatehouse::clock::unix_now();
     let forged = state
-        .auth
+        .credentials
         .issue_pat(&user, u.org_id, pat_row.id, &pat_row.jti, false, true, now, pat_row.expires_at)
         .unwrap();
     let resp = server
@@ -189,12 +195,12 @@ async fn global_metrics_scope_is_staff_only_and_must_match_the_row() {
     let e = assert_error(resp, 401).await;
     assert!(e["error"].as_str().unwrap().contains("scope mismatch"));
     let honest = state
-        .auth
+        .credentials
         .issue_pat(&user, u.org_id, pat_row.id, &pat_row.jti, false, false, now, pat_row.expires_at)
         .unwrap();
     assert_eq!(profile(&server, &format!("Bearer {}", honest.expose())).await, 200);
     let wrong_jti = state
-        .auth
+        .credentials
         .issue_pat(&user, u.org_id, pat_row.id, "other-jti", false, false, now, pat_row.expires_at)
         .unwrap();
     assert_eq!(profile(&server, &format!("Bearer {}", wrong_jti.expose())).await, 401);

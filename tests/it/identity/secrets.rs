@@ -104,7 +104,9 @@ async fn planted_secrets_never_appear_in_clear() {
         let state = &server.running.as_ref().unwrap().state;
         state
             .store
-            .read(|tx| tx.scan(gatehouse::store::tables::AUDIT, 0..=u64::MAX, usize::MAX, false))
+            .read(|tx| {
+                tx.scan(gatehouse::domain::audit::tables::AUDIT, 0..=u64::MAX, usize::MAX, false)
+            })
             .unwrap()
             .into_iter()
             .map(|(_, r)| serde_json::to_string(&r).unwrap())

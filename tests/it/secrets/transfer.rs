@@ -213,7 +213,7 @@ async fn malformed_imports_answer_with_counts_or_4xx() {
 
 /// The details of the newest audit record with `action` (read straight from the data file).
 fn last_audit(t: &Team, action: &str) -> Value {
-    use gatehouse::store::tables::AUDIT;
+    use gatehouse::domain::audit::tables::AUDIT;
     use gatehouse::store::Reader as _;
     let state = &t.s.running.as_ref().unwrap().state;
     let records = state.store.read(|tx| tx.scan(AUDIT, 0..=u64::MAX, usize::MAX, false)).unwrap();
@@ -236,7 +236,7 @@ async fn export_names_values_that_fail_to_open_in_a_header_and_leaves_them_out()
     // Move ALPHA's sealed value into BRAVO's row: its associated data names another variable,
     // so it no longer opens there.
     {
-        use gatehouse::store::tables::VARIABLES;
+        use gatehouse::domain::secrets::tables::VARIABLES;
         use gatehouse::store::{Reader as _, StoreError, Writer as _};
         let state = &t.s.running.as_ref().unwrap().state;
         state

@@ -3,8 +3,8 @@
 
 use std::io::BufRead as _;
 
+use super::AdminCommand;
 use crate::auth::{bootstrap, passwords};
-use crate::cli::AdminCommand;
 use crate::config::Config;
 use crate::domain::accounts;
 use crate::store::Store;
@@ -35,7 +35,7 @@ pub fn run(store: &Store, config: &Config, command: AdminCommand) -> Result<(), 
             Ok(())
         }
         AdminCommand::RotateMasterKey { .. } => {
-            Err("rotate-master-key is handled by crate::rotate, not the account commands".into())
+            Err("rotate-master-key is handled by cli::rotate, not the account commands".into())
         }
     }
 }

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::cli::CommonArgs;
+use super::CommonArgs;
 use crate::config::Config;
 use crate::crypto::{self, SecretKey};
-use crate::domain::secrets::rotate::{rotate_master_key as reseal_all, RotationReport};
+use crate::services::rotation::{rotate_master_key as reseal_all, RotationReport};
 use crate::store::Store;
 
 /// Opens the data file with the current key, re-seals everything under the key in
@@ -35,8 +35,14 @@ pub fn rotate_master_key(
     if crypto::ct_eq(old.expose(), new.expose()) {
         return Err("the new master key is the same as the current one".into());
     }
-    let (store, _) = Store::open(&data_file, &old, config.storage.cache_size_mb, 1)
-        .map_err(|e| format!("cannot open the data file (is the server stopped?): {e}"))?;
+    let (store, _) = Store::open(
+        &data_file,
+        &old,
+        config.storage.cache_size_mb,
+        1,
+        crate::services::schema::MIGRATIONS,
+    )
+    .map_err(|e| format!("cannot open the data file (is the server stopped?): {e}"))?;
     let (o, n) = (old.clone(), new.clone());
     let report: Result<RotationReport, crate::domain::Error> =
         store.write_blocking(move |tx| reseal_all(tx, &o, &n));

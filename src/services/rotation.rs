@@ -5,8 +5,8 @@
 use crate::crypto::SecretKey;
 use crate::domain::secrets::records::OrgDataKey;
 use crate::domain::secrets::sealing;
+use crate::domain::secrets::tables::ORG_DATA_KEYS;
 use crate::domain::Error;
-use crate::store::tables::ORG_DATA_KEYS;
 use crate::store::{get_meta, put_meta, reseal_master_check, Reader, WriteTx, Writer as _};
 
 /// Every `meta` row sealed directly by the master key, with its associated data. A new sealed

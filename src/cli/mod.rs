@@ -1,6 +1,9 @@
 //! The command line: `gatehouse [serve]`, `tls export-ca`, `tls new-ca`, `openapi`, `check`,
 //! `admin rotate-master-key`, `jwt rotate`, `keys rotate-data-keys`.
 
+mod admin;
+mod rotate;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -172,7 +175,7 @@ pub fn run(cli: Cli) -> ExitCode {
             rotate_data_keys(&config, &cli.common, &env, org)
         }
         Command::Admin { command: AdminCommand::RotateMasterKey { new_key_file } } => {
-            crate::rotate::rotate_master_key(&config, &cli.common, &env, &new_key_file)
+            rotate::rotate_master_key(&config, &cli.common, &env, &new_key_file)
         }
         Command::Admin { command } => admin(&config, &cli.common, &env, command),
     };
@@ -269,7 +272,7 @@ fn admin(
     command: AdminCommand,
 ) -> Result<(), String> {
     let (store, _) = open_offline(config, common, env)?;
-    let result = crate::auth::admin::run(&store, config, command);
+    let result = admin::run(&store, config, command);
     store.close();
     result
 }

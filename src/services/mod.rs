@@ -1,0 +1,106 @@
+//! The services core: one [`Services`] value built at start from the opened store and the
+//! configuration, holding every area the HTTP layer and the console call into (accounts and
+//! organizations through the domain, credentials, secrets, the request log and, later,
+//! metrics, protos, deployments and backups). The web layer depends on this and never on
+//! `app`; `app` only wires config, store, services, TLS and the server.
+//!
+//! It also applies commit effects: the store hands every durable commit's effects to the sink
+//! installed here, which dispatches each [`Effect`] to the area that owns it.
+
+pub mod rotation;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::AuthService;
+use crate::config::Config;
+use crate::crypto::SecretKey;
+use crate::domain::effects::Effect;
+use crate::domain::secrets::Vault;
+use crate::logs::LogService;
+use crate::store::Store;
+
+/// Everything a handler may need, shared by reference.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub master: SecretKey,
+    pub data_dir: PathBuf,
+    pub started_at: Instant,
+    pub instance_id: String,
+    /// The request-log pipeline and the log index.
+    pub logs: Arc<LogService>,
+    /// Secrets: master key, opened organization data keys, history settings.
+    pub secrets: Arc<Vault>,
+    /// Credential resolution, its cache, rate limits and lockout.
+    pub credentials: Arc<AuthService>,
+}
+
+/// Why the services could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    #[error("log index: {0}")]
+    Logs(#[from] crate::logs::IndexError),
+    #[error("credentials: {0}")]
+    Credentials(crate::domain::Error),
+    #[error("a start-up task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl Services {
+    /// Builds every service over an opened store and installs the commit-effect sink.
+    pub async fn start(
+        config: Arc<Config>,
+        store: Store,
+        master: SecretKey,
+        instance_id: String,
+    ) -> Result<Arc<Self>, ServicesError> {
+        let data_dir = config.server.data_dir.clone();
+        let logs = LogService::start(&store, &data_dir, &config.logs)?;
+        let (jwt_store, jwt_master) = (store.clone(), master.clone());
+        let jwt =
+            tokio::task::spawn_blocking(move || JwtKeys::load_or_create(&jwt_store, &jwt_master))
+                .await?
+                .map_err(ServicesError::Credentials)?;
+        let credentials = AuthService::new(jwt, &config).map_err(ServicesError::Credentials)?;
+        let secrets = Arc::new(Vault::new(
+            master.clone(),
+            config.storage.variable_versions,
+            config.storage.deleted_retention_days,
+        ));
+        let sink_credentials = Arc::clone(&credentials);
+        store.set_effect_sink(Box::new(move |effects| apply_effects(&sink_credentials, effects)));
+        Ok(Arc::new(Self {
+            config,
+            store,
+            master,
+            data_dir,
+            started_at: Instant::now(),
+            instance_id,
+            logs,
+            secrets,
+            credentials,
+        }))
+    }
+}
+
+/// Dispatches one commit's effects. Effects of a type this build does not know are a bug in
+/// the mutation that queued them; they are logged, not applied.
+fn apply_effects(credentials: &AuthService, effects: Vec<crate::store::Effect>) {
+    let mut invalidate = false;
+    for effect in effects {
+        match effect.downcast::<Effect>() {
+            Ok(effect) => match *effect {
+                Effect::CredentialsChanged => invalidate = true,
+            },
+            Err(_) => tracing::error!("a commit queued an effect of an unknown type"),
+        }
+    }
+    // One cache flush per commit, however many credentials the batch changed.
+    if invalidate {
+        credentials.invalidate();
+    }
+}

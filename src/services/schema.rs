@@ -1,0 +1,48 @@
+//! The schema registry: every table of the data file, listed by the area that declares it, and
+//! every migration. `gatehouse check`, the state dumps of the tests and (later) backups walk
+//! [`TABLES`]; [`MIGRATIONS`] is what `Store::open` runs. A new table is one line in its area's
+//! `TABLES`; a new area is one line here.
+
+use crate::store::{Migration, TableInfo};
+
+/// Every table, area by area: the engine's own first.
+pub const TABLES: &[&[TableInfo]] = &[
+    crate::store::schema::TABLES,
+    crate::domain::accounts::tables::TABLES,
+    crate::domain::orgs::tables::TABLES,
+    crate::domain::credentials::tables::TABLES,
+    crate::domain::secrets::tables::TABLES,
+    crate::domain::audit::tables::TABLES,
+    crate::logs::tables::TABLES,
+];
+
+/// Ordered by version; the last one's version is the schema this binary writes.
+pub const MIGRATIONS: &[Migration] =
+    &[Migration { version: 2, run: crate::domain::secrets::tables::variables_to_binary }];
+
+/// Every registered table, flattened.
+pub fn all_tables() -> impl Iterator<Item = &'static TableInfo> {
+    TABLES.iter().flat_map(|area| area.iter())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn table_names_are_unique() {
+        let mut seen = BTreeSet::new();
+        for t in all_tables() {
+            assert!(seen.insert(t.name), "table {} is registered twice", t.name);
+        }
+    }
+
+    #[test]
+    fn migrations_are_ordered_and_contiguous() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as u64 + 2, "migration versions must run 2, 3, …");
+        }
+    }
+}
