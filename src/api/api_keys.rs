@@ -222,7 +222,6 @@ impl ApiKeysApi {
         let actor = Actor::from_principal(&p, client_ip(req));
         let id = id.0;
         state.store.write(move |tx| api_keys::revoke(tx, &p, &actor, id)).await?;
-        state.credentials.invalidate();
         Ok(Deleted::NoContent)
     }
 
@@ -250,7 +249,6 @@ impl ApiKeysApi {
             .store
             .write(move |tx| api_keys::rotate(tx, &p, &actor, id, &digest, &masked, grace))
             .await?;
-        state.credentials.invalidate();
         Ok(Json(ApiKeyWithSecret { key, api_key: ApiKeyBody::new(&with_pending(&state, k)) }))
     }
 }

@@ -374,7 +374,6 @@ impl AuthApi {
         }
         let actor = crate::domain::audit::Actor::from_principal(&p, client_ip(req));
         state.store.write(move |tx| accounts::logout(tx, &actor, &ids, deny.clone())).await?;
-        state.credentials.invalidate();
         Ok(LogoutResult::Ok(
             Json(MessageResponse { message: "Successfully logged out".into() }),
             cleared_cookie(),
@@ -421,7 +420,6 @@ impl AuthApi {
         let ip = client_ip(req);
         let user =
             state.store.write(move |tx| accounts::update_profile(tx, id, &patch, ip)).await?;
-        state.credentials.invalidate();
         Ok(Json(UserBody::from(&user)))
     }
 }

@@ -177,7 +177,6 @@ impl OrganizationsApi {
         let a = actor(&p, req);
         let m =
             state.store.write(move |tx| orgs::add_member(tx, &p, &a, org, &b.email, role)).await?;
-        state.credentials.invalidate();
         let org_name = state.store.read(|tx| crate::domain::records::organization_name(tx, org))?;
         Ok(MemberAdded::Created(Json(MemberMessage {
             message: format!("User has been added to {org_name} as {}", role.as_str()),
@@ -200,7 +199,6 @@ impl OrganizationsApi {
             .store
             .write(move |tx| orgs::update_member_role(tx, &p, &a, org, user_id, role))
             .await?;
-        state.credentials.invalidate();
         let message = if old == role {
             "Role is already set to the specified value"
         } else {
@@ -220,7 +218,6 @@ impl OrganizationsApi {
         let a = actor(&p, req);
         let org_name = state.store.read(|tx| crate::domain::records::organization_name(tx, org))?;
         let m = state.store.write(move |tx| orgs::remove_member(tx, &p, &a, org, user_id)).await?;
-        state.credentials.invalidate();
         Ok(RemoveMemberResponse {
             message: format!("User has been removed from {org_name}"),
             removed_member: RemovedMember {
@@ -267,7 +264,6 @@ impl OrganizationsApi {
             .store
             .write(move |tx| orgs::create(tx, &p, &a, &b.name, b.description.clone()))
             .await?;
-        state.credentials.invalidate();
         Ok(OrganizationCreated::Created(Json(v.into())))
     }
 
@@ -356,7 +352,6 @@ impl OrganizationsApi {
         let a = actor(&p, req);
         let id = id.0;
         state.store.write(move |tx| orgs::delete(tx, &p, &a, id)).await?;
-        state.credentials.invalidate();
         Ok(Deleted::NoContent)
     }
 

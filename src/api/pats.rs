@@ -219,7 +219,6 @@ impl PatsApi {
         let p = auth.into_principal();
         let actor = Actor::from_principal(&p, client_ip(req));
         let row = state.store.write(move |tx| pats::revoke(tx, &p, &actor, id)).await?;
-        state.credentials.invalidate();
         Ok(row)
     }
 }

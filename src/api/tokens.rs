@@ -242,7 +242,6 @@ impl TokenApi {
             .store
             .write(move |tx| accounts::change_password(tx, user_id, &new_hash, keep, &actor))
             .await?;
-        state.credentials.invalidate();
         crate::auth::bootstrap::forget_initial_password(&state.data_dir, &p.email);
         Ok(Json(DetailResponse { detail: "New password has been saved.".into() }))
     }

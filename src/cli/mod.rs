@@ -241,10 +241,21 @@ fn check(
         credentials_dir.as_deref(),
     )
     .map_err(|e| e.to_string())?;
+    let verified = store.verify(crate::services::schema::all_tables());
     store.close();
+    let verified = verified.map_err(|e| format!("data file: {e}"))?;
+    if !verified.unknown.is_empty() {
+        return Err(format!(
+            "data file: tables this binary does not know: {}",
+            verified.unknown.join(", ")
+        ));
+    }
+    let rows: u64 = verified.rows.iter().map(|(_, n)| n).sum();
     println!(
-        "ok: configuration valid, data file schema {}, instance {}",
-        info.schema_version, info.instance_id
+        "ok: configuration valid, data file schema {}, instance {}, {} tables, {rows} rows read",
+        info.schema_version,
+        info.instance_id,
+        verified.rows.len()
     );
     Ok(())
 }

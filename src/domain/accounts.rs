@@ -10,6 +10,7 @@ use crate::domain::accounts::tables::{USERS, USERS_BY_EMAIL, USERS_BY_USERNAME};
 use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::credentials::tables::{TOKENS, TOKENS_BY_DIGEST, USER_TOKENS};
 use crate::domain::credentials::{LoginToken, TokenKind};
+use crate::domain::effects::Effect;
 use crate::domain::orgs::tables::{
     MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORG_MEMBERS, USER_ORGS,
 };
@@ -136,6 +137,8 @@ pub fn create_user(tx: &WriteTx, new: &NewUser) -> Result<User, Error> {
 
 /// Adds `user_id` to `org_id` with `role` (no audit; callers record why).
 pub fn add_membership(tx: &WriteTx, org_id: u64, user_id: u64, role: Role) -> Result<u64, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let id = tx.next_id("memberships")?;
     if !tx.claim(MEMBERSHIP_IDS, &membership_key(org_id, user_id), id)? {
         return Err(Error::conflict("User is already a member of this organization."));
@@ -240,6 +243,8 @@ pub fn issue_token(tx: &WriteTx, user: &User, grant: &TokenGrant) -> Result<u64,
 
 /// Deletes one token or session row; `false` if it was already gone.
 pub fn revoke_token(tx: &WriteTx, id: u64) -> Result<bool, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let Some(row) = tx.get(TOKENS, id)? else { return Ok(false) };
     tx.release(TOKENS_BY_DIGEST, &row.digest)?;
     tx.unlink(USER_TOKENS, row.user_id, id)?;
@@ -249,6 +254,8 @@ pub fn revoke_token(tx: &WriteTx, id: u64) -> Result<bool, Error> {
 
 /// Deletes every token and session of `user_id` except `keep`.
 pub fn revoke_user_tokens(tx: &WriteTx, user_id: u64, keep: &[u64]) -> Result<usize, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let mut n = 0;
     for id in tx.children(USER_TOKENS, user_id)? {
         if !keep.contains(&id) && revoke_token(tx, id)? {
@@ -397,6 +404,8 @@ pub fn update_profile(
     patch: &ProfilePatch,
     ip: Option<std::net::IpAddr>,
 ) -> Result<User, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let mut user = tx.get(USERS, user_id)?.ok_or_else(|| Error::not_found("User"))?;
     let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut changed = Vec::new();

@@ -11,6 +11,7 @@ use crate::domain::credentials::tables::{
     API_KEYS, API_KEYS_BY_DIGEST, ORG_API_KEYS, USER_API_KEYS,
 };
 use crate::domain::credentials::{ApiKey, ApiKeyVersion};
+use crate::domain::effects::Effect;
 use crate::domain::{CredentialKind, Error, Principal};
 use crate::store::{Reader, WriteTx, Writer as _};
 
@@ -259,6 +260,8 @@ fn release_versions(tx: &WriteTx, key: &ApiKey, keep_current: bool, now: i64) ->
 
 /// Revokes a key for good (its digests are released, so it can never match again).
 pub fn revoke(tx: &WriteTx, p: &Principal, actor: &Actor, id: u64) -> Result<ApiKey, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let mut key = get_for_change(tx, p, id, "revoke other API keys")?;
     let now = unix_now();
     release_versions(tx, &key, false, now)?;
@@ -289,6 +292,8 @@ pub fn rotate(
     masked: &str,
     grace_seconds: u64,
 ) -> Result<ApiKey, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let mut key = get_for_change(tx, p, id, "rotate other API keys")?;
     let now = unix_now();
     if !key.is_valid(now) {
@@ -401,6 +406,8 @@ pub fn apply_usage(tx: &WriteTx, usage: &BTreeMap<(u64, u32), (u64, i64)>) -> Re
 
 /// Deletes every key scoped to `org` (organization deletion).
 pub fn delete_for_org(tx: &WriteTx, org: u64) -> Result<u64, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let mut n = 0;
     for id in tx.children(ORG_API_KEYS, org)? {
         if let Some(key) = tx.get(API_KEYS, id)? {

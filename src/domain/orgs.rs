@@ -9,6 +9,7 @@ use crate::clock::unix_now;
 use crate::domain::accounts::tables::{USERS, USERS_BY_EMAIL};
 use crate::domain::accounts::{self, membership_key};
 use crate::domain::audit::{self, Actor, AuditEvent};
+use crate::domain::effects::Effect;
 use crate::domain::orgs::tables::{
     MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORG_MEMBERS, USER_ORGS,
 };
@@ -213,6 +214,8 @@ pub fn update(
 
 /// Deletes an organization and everything it owns (admin only).
 pub fn delete(tx: &WriteTx, p: &Principal, actor: &Actor, id: u64) -> Result<(), Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     live_role(tx, p, id, Role::Admin)?;
     let org = tx.get(ORGANIZATIONS, id)?.ok_or_else(|| Error::not_found("Organization"))?;
     let removed = crate::domain::cascade::delete_organization_children(tx, id)?;
@@ -275,6 +278,8 @@ pub fn add_member(
     email: &str,
     role: Role,
 ) -> Result<MemberView, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     live_role(tx, p, org, Role::Admin)?;
     let org_row = tx.get(ORGANIZATIONS, org)?.ok_or_else(|| Error::not_found("Organization"))?;
     let email = email.trim().to_lowercase();
@@ -340,6 +345,8 @@ pub fn update_member_role(
     user_id: u64,
     role: Role,
 ) -> Result<(MemberView, Role), Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     live_role(tx, p, org, Role::Admin)?;
     let (mid, mut m) =
         membership_row(tx, org, user_id)?.ok_or_else(|| Error::not_found("Member"))?;
@@ -377,6 +384,8 @@ pub fn remove_member(
     org: u64,
     user_id: u64,
 ) -> Result<MemberView, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let leaving = user_id == p.user_id;
     live_role(tx, p, org, if leaving { Role::Viewer } else { Role::Admin })?;
     let org_row = tx.get(ORGANIZATIONS, org)?.ok_or_else(|| Error::not_found("Organization"))?;

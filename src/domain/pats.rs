@@ -9,6 +9,7 @@ use crate::clock::unix_now;
 use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::credentials::tables::{ORG_PATS, PATS, USER_PATS};
 use crate::domain::credentials::PersonalAccessToken;
+use crate::domain::effects::Effect;
 use crate::domain::{CredentialKind, Error, Principal};
 use crate::store::{Reader, WriteTx, Writer as _};
 
@@ -107,6 +108,8 @@ pub fn revoke(
     actor: &Actor,
     id: u64,
 ) -> Result<PersonalAccessToken, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     if !matches!(p.credential, CredentialKind::Pat { id: own } if own == id) {
         p.require_full_session("revoke personal access tokens")?;
     }
@@ -146,6 +149,8 @@ pub fn apply_usage(tx: &WriteTx, usage: &BTreeMap<u64, i64>) -> Result<(), Error
 
 /// Revokes every PAT speaking for `org` (organization deletion).
 pub fn revoke_for_org(tx: &WriteTx, org: u64) -> Result<u64, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let now = unix_now();
     let mut n = 0;
     for id in tx.children(ORG_PATS, org)? {

@@ -9,6 +9,7 @@ use crate::domain::accounts::{issue_token, revoke_token, revoke_user_tokens, Tok
 use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::credentials::tables::{JWT_DENYLIST, TOKENS, TOKENS_BY_DIGEST, USER_TOKENS};
 use crate::domain::credentials::TokenKind;
+use crate::domain::effects::Effect;
 use crate::domain::records::User;
 use crate::domain::Error;
 use crate::store::{Reader, WriteTx, Writer as _};
@@ -22,6 +23,8 @@ pub fn change_password(
     keep: Option<u64>,
     actor: &Actor,
 ) -> Result<usize, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let mut user = tx.get(USERS, user_id)?.ok_or_else(|| Error::not_found("User"))?;
     user.password_hash = new_hash.to_string();
     user.credentials_epoch += 1;
@@ -51,6 +54,8 @@ pub fn change_password(
 /// Sets a password without the old one (the `gatehouse admin reset-password` command): bumps
 /// the epoch and revokes every token and session.
 pub fn reset_password(tx: &WriteTx, email: &str, new_hash: &str) -> Result<User, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let id = tx
         .lookup(USERS_BY_EMAIL, &email.trim().to_lowercase())?
         .ok_or_else(|| Error::not_found("User"))?;
@@ -66,6 +71,8 @@ pub fn logout(
     ids: &[u64],
     deny_jti: Option<(String, i64)>,
 ) -> Result<usize, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let user_id = actor.user_id.unwrap_or_default();
     let mut revoked = 0;
     for id in ids {
@@ -123,6 +130,8 @@ pub fn exchange_refresh(
     now: i64,
     actor: &Actor,
 ) -> Result<Refresh, Error> {
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let Some(id) = tx.lookup(TOKENS_BY_DIGEST, digest)? else { return Ok(Refresh::Invalid) };
     let Some(mut row) = tx.get(TOKENS, id)? else { return Ok(Refresh::Invalid) };
     if row.kind != TokenKind::Refresh || row.user_id != user.id {

@@ -21,7 +21,7 @@ pub use error::StoreError;
 pub use migrate::{get_meta, put_meta, read_meta, reseal_master_check};
 pub use range::RangeReader;
 pub use redb::{ReadTransaction as ReadTx, ReadableTable, ReadableTableMetadata};
-pub use schema::{Migration, TableInfo};
+pub use schema::{Migration, TableInfo, Verified};
 pub use tx::{Effect, EffectSink, WriteTx};
 pub use typed::{IndexTable, LookupTable, Reader, RecordTable, Writer};
 pub use writer::WriterHandle;
@@ -115,6 +115,15 @@ impl Store {
     /// A receiver that changes after every commit (value: number of commits so far).
     pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.writer.commits()
+    }
+
+    /// Reads every table the registry lists (decoding every record) in one snapshot; see
+    /// [`schema::verify`].
+    pub fn verify<'a>(
+        &self,
+        tables: impl IntoIterator<Item = &'a TableInfo>,
+    ) -> Result<Verified, StoreError> {
+        self.read(|tx| schema::verify(tx, tables))
     }
 
     /// True when a read transaction can be opened and `meta` read.

@@ -3,7 +3,9 @@
 //! (`services::schema`) joins the lists, so backup, `check`, migrations and state dumps walk
 //! one list and a new table cannot be forgotten.
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle as _,
+};
 
 use super::codec::{decode, Record};
 use super::tx::WriteTx;
@@ -76,6 +78,35 @@ impl TableInfo {
         };
         Ok(len)
     }
+}
+
+/// What [`verify`] found: rows per registered table, and tables of the file the registry
+/// does not name.
+#[derive(Debug, Default)]
+pub struct Verified {
+    pub rows: Vec<(&'static str, u64)>,
+    pub unknown: Vec<String>,
+}
+
+/// Reads every registered table in one snapshot (decoding every record) and lists the file's
+/// tables that no area registered (a table the registry forgot, or a file from another build).
+pub fn verify<'a>(
+    tx: &ReadTransaction,
+    tables: impl IntoIterator<Item = &'a TableInfo>,
+) -> Result<Verified, StoreError> {
+    let mut out = Verified::default();
+    let mut known = std::collections::BTreeSet::new();
+    for table in tables {
+        known.insert(table.name);
+        out.rows.push((table.name, table.verify(tx)?));
+    }
+    for handle in tx.list_tables()? {
+        let name = handle.name().to_string();
+        if !known.contains(name.as_str()) {
+            out.unknown.push(name);
+        }
+    }
+    Ok(out)
 }
 
 /// Decodes every record of a record table (the [`Shape::Records`] check).
