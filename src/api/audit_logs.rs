@@ -16,7 +16,6 @@ use crate::api::paging::{Page, PageRequest};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::domain::audit::AuditRecord;
-use crate::domain::{Principal, Role};
 use crate::logs::{AuditFilter, AuditScope};
 use crate::services::Services;
 
@@ -59,16 +58,6 @@ impl From<AuditRecord> for AuditLogItem {
     }
 }
 
-/// Whose records `p` may see.
-pub fn scope_of(p: &Principal) -> AuditScope {
-    if p.is_staff && p.org_scope.is_none() {
-        return AuditScope::All;
-    }
-    let orgs =
-        p.visible_orgs().into_iter().filter(|o| p.role_in(*o) == Some(Role::Admin)).collect();
-    AuditScope::Limited { user: p.user_id, orgs }
-}
-
 fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
@@ -98,7 +87,7 @@ impl AuditLogsApi {
     ) -> ApiResult<Json<Page<AuditLogItem>>> {
         let paging = PageRequest::new(page.0, page_size.0)?;
         let filter = AuditFilter {
-            scope: scope_of(auth.principal()),
+            scope: AuditScope::of(auth.principal()),
             user: user.0,
             action: non_empty(action.0),
             target_type: non_empty(target_type.0),

@@ -14,18 +14,13 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::middleware::RequestContext;
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::auth::issue::choose_company;
-use crate::auth::{
-    digest_of, locked_error, new_login_token, new_session_secret, no_gate, passwords,
-    PasswordCheck, SESSION_COOKIE,
-};
+use crate::auth::{digest_of, SESSION_COOKIE};
 use crate::clock::{rfc3339_from_unix, unix_now};
-use crate::crypto::Secret;
-use crate::domain::accounts::{self, NewUser, ProfilePatch, Registration, TokenGrant};
-use crate::domain::credentials::TokenKind;
-use crate::domain::records::User;
+use crate::domain::accounts::{self, ProfilePatch};
+use crate::domain::records::{Organization, User};
 use crate::domain::sessions;
-use crate::domain::{CredentialKind, Error, Principal};
+use crate::domain::{CredentialKind, Error, Principal, Role};
+use crate::services::accounts::{LoginProof, Registered, RegistrationForm};
 use crate::services::Services;
 
 pub struct AuthApi;
@@ -164,33 +159,6 @@ pub struct ProfileUpdateRequest {
     pub username: Option<String>,
 }
 
-/// Checks a login form's credentials (lockout, audit of failures); the user on success.
-pub(crate) async fn password_login(
-    state: &Services,
-    ident: &str,
-    password: String,
-    ip: Option<IpAddr>,
-    method: &'static str,
-) -> ApiResult<User> {
-    if ident.trim().is_empty() {
-        return Err(Error::invalid("email", "This field is required.").into());
-    }
-    if password.is_empty() {
-        return Err(Error::invalid("password", "This field is required.").into());
-    }
-    // The route itself is counted per address by the authentication layer, so the hash
-    // needs no further gate here.
-    let checked = state
-        .credentials
-        .check_password(&state.store, ident, Secret::new(password), ip, method, &no_gate)
-        .await?;
-    match checked {
-        PasswordCheck::Ok(user) => Ok(user),
-        PasswordCheck::Wrong => Err(Error::unauthenticated("Invalid credentials").into()),
-        PasswordCheck::Locked(secs) => Err(locked_error(secs).into()),
-    }
-}
-
 fn session_cookie(secret: &str, max_age: u64) -> String {
     format!(
         "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
@@ -201,12 +169,10 @@ fn cleared_cookie() -> String {
     session_cookie("", 0)
 }
 
-fn organizations_of(state: &Services, user_id: u64) -> Result<Vec<OrganizationRole>, Error> {
-    let orgs = state.store.read(|tx| accounts::organizations_of(tx, user_id))?;
-    Ok(orgs
-        .into_iter()
+fn organization_roles(orgs: Vec<(Organization, Role)>) -> Vec<OrganizationRole> {
+    orgs.into_iter()
         .map(|(o, r)| OrganizationRole { id: o.id, name: o.name, role: r.as_str().to_string() })
-        .collect())
+        .collect()
 }
 
 #[OpenApi(tag = "ApiTags::Auth")]
@@ -219,43 +185,17 @@ impl AuthApi {
         req: &Request,
         body: Json<RegisterRequest>,
     ) -> ApiResult<RegisterResult> {
-        if state.config.auth.registration != "open" {
-            return Err(Error::forbidden("Registration is closed.").into());
-        }
         let b = body.0;
-        let (first, last) = (b.first_name.unwrap_or_default(), b.last_name.unwrap_or_default());
-        let email = b.email.trim().to_lowercase();
-        let min = usize::try_from(state.config.auth.password_min_length).unwrap_or(10);
-        accounts::validate_registration(
-            &Registration {
-                username: b.username.trim(),
-                email: &email,
-                password: &b.password,
-                confirm_password: &b.confirm_password,
-                first_name: &first,
-                last_name: &last,
-            },
-            min,
-        )?;
-        let password_hash = passwords::hash(Secret::new(b.password)).await?;
-        let new = NewUser {
-            username: b.username.trim().to_string(),
-            email,
-            first_name: first.trim().to_string(),
-            last_name: last.trim().to_string(),
-            password_hash,
-            is_staff: false,
+        let form = RegistrationForm {
+            username: b.username,
+            email: b.email,
+            password: b.password,
+            confirm_password: b.confirm_password,
+            first_name: b.first_name.unwrap_or_default(),
+            last_name: b.last_name.unwrap_or_default(),
         };
-        let token = new_login_token()?;
-        let grant = TokenGrant {
-            digest: digest_of(token.expose()),
-            kind: TokenKind::Token,
-            expires_at: Some(state.credentials.token_expiry(unix_now())),
-            family: None,
-        };
-        let ip = client_ip(req);
-        let (user, org) =
-            state.store.write(move |tx| accounts::register(tx, &new, &grant, ip)).await?;
+        let Registered { user, organization: org, token } =
+            state.register(form, client_ip(req)).await?;
         Ok(RegisterResult::Created(Json(RegisterResponse {
             message: "User registered successfully".into(),
             token: token.into_inner(),
@@ -273,22 +213,15 @@ impl AuthApi {
         req: &Request,
         body: OptionalJson<LoginRequest>,
     ) -> ApiResult<LoginResult> {
-        let ip = client_ip(req);
-        let (user, via, requested) =
+        let (proof, requested) =
             match body.0 {
                 Some(b) => {
                     let ident = b.email.or(b.username).unwrap_or_default();
-                    let user = password_login(&state, &ident, b.password, ip, "password").await?;
-                    (user, "password", b.company_id)
+                    (LoginProof::Password { ident, password: b.password }, b.company_id)
                 }
                 None => match req.extensions().get::<Principal>() {
                     Some(p) if p.credential == CredentialKind::Basic => {
-                        let id = p.user_id;
-                        let user =
-                            state.store.read(|tx| accounts::get(tx, id))?.ok_or_else(|| {
-                                ApiError(Error::unauthenticated("Invalid credentials"))
-                            })?;
-                        (user, "basic", None)
+                        (LoginProof::Basic { user_id: p.user_id }, None)
                     }
                     _ => return Err(Error::invalid(
                         "non_field_errors",
@@ -297,45 +230,16 @@ impl AuthApi {
                     .into()),
                 },
             };
-        let now = unix_now();
-        let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
-        let company = choose_company(&memberships, requested)?;
-        let pair = state.credentials.issue_pair(&user, company, now)?;
-        let token = new_login_token()?;
-        let session = new_session_secret()?;
-        let hours = state.config.auth.session_hours;
-        let session_expiry =
-            now.saturating_add(i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2));
-        let grants = vec![
-            TokenGrant {
-                digest: digest_of(token.expose()),
-                kind: TokenKind::Token,
-                expires_at: Some(state.credentials.token_expiry(now)),
-                family: None,
-            },
-            TokenGrant {
-                digest: digest_of(session.expose()),
-                kind: TokenKind::Session,
-                expires_at: Some(session_expiry),
-                family: None,
-            },
-            pair.refresh_grant.clone(),
-        ];
-        let user_id = user.id;
-        let user = state
-            .store
-            .write(move |tx| accounts::record_login(tx, user_id, &grants, via, ip))
-            .await?;
-        let organizations = organizations_of(&state, user.id)?;
-        let cookie = session_cookie(session.expose(), hours.saturating_mul(3600));
+        let done = state.login(proof, requested, client_ip(req)).await?;
+        let cookie = session_cookie(done.session.expose(), done.session_max_age);
         Ok(LoginResult::Ok(
             Json(LoginResponse {
                 message: "Login successful".into(),
-                token: token.into_inner(),
-                user: UserBody::from(&user),
-                organizations,
-                access: pair.access.into_inner(),
-                refresh: pair.refresh.into_inner(),
+                token: done.token.into_inner(),
+                user: UserBody::from(&done.user),
+                organizations: organization_roles(done.organizations),
+                access: done.access.into_inner(),
+                refresh: done.refresh.into_inner(),
             }),
             cookie,
         ))

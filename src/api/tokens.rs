@@ -10,7 +10,7 @@ use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use crate::api::auth::{client_ip, password_login};
+use crate::api::auth::client_ip;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
@@ -86,7 +86,7 @@ impl TokenApi {
     ) -> ApiResult<Json<TokenPair>> {
         let b = body.0;
         let ident = b.email.or(b.username).unwrap_or_default();
-        let user = password_login(&state, &ident, b.password, client_ip(req), "token").await?;
+        let user = state.password_login(&ident, b.password, client_ip(req), "token").await?;
         let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
         let company = choose_company(&memberships, b.company_id)?;
         let pair = state.credentials.issue_pair(&user, company, unix_now())?;

@@ -138,6 +138,21 @@ pub enum AuditScope {
     },
 }
 
+impl AuditScope {
+    /// What `p` may see: everything for staff through an unscoped credential, else their own
+    /// records and those of the organizations they administer (within the credential's scope).
+    pub fn of(p: &crate::domain::Principal) -> Self {
+        if p.is_staff && p.org_scope.is_none() {
+            return AuditScope::All;
+        }
+        let admin = |o: &u64| p.role_in(*o) == Some(crate::domain::Role::Admin);
+        AuditScope::Limited {
+            user: p.user_id,
+            orgs: p.visible_orgs().into_iter().filter(admin).collect(),
+        }
+    }
+}
+
 /// Filters of the audit list.
 #[derive(Debug, Clone)]
 pub struct AuditFilter {

@@ -7,6 +7,7 @@
 //! It also applies commit effects: the store hands every durable commit's effects to the sink
 //! installed here, which dispatches each [`Effect`] to the area that owns it.
 
+pub mod accounts;
 pub mod rotation;
 pub mod schema;
 
