@@ -2,6 +2,7 @@
 //! down in order (stop accepting, finish requests, flush, close the data file).
 
 mod certs;
+mod jobs;
 mod perms;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use crate::config::Config;
 use crate::crypto::{self, SecretKey};
 use crate::services::Services;
 use crate::store::{Store, StoreError};
+use crate::workers::Workers;
 
 pub use certs::{forget_ca, CertManager};
 
@@ -62,7 +64,10 @@ pub struct Running {
     pub state: Arc<Services>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
-    background: Vec<JoinHandle<()>>,
+    /// The background tasks (periodic jobs, certificate renewal), stopped after the server.
+    workers: Workers,
+    /// How long the server may take to finish requests, and the workers their current run.
+    grace: Duration,
 }
 
 /// Opens the data file with the master key (creating both on first start).
@@ -98,12 +103,9 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let ca_pem_path = data_dir.join("ca.pem");
     write_public_file(&ca_pem_path, certs.ca_pem().as_bytes())?;
 
-    let mut background = vec![
-        spawn_usage_flusher(Arc::clone(&state)),
-        spawn_credential_sweeper(Arc::clone(&state)),
-        spawn_deleted_sweeper(Arc::clone(&state)),
-        crate::logs::retention::spawn(logs, store.clone()),
-    ];
+    let workers = Workers::new();
+    jobs::register(&workers, &state);
+    crate::logs::retention::register(&workers, logs, store.clone());
     let endpoint = crate::api::build(Arc::clone(&state));
     let addr = config.listen_addr()?;
     let tcp = TcpListener::bind(addr)
@@ -129,69 +131,21 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     } else {
         let handshake = Duration::from_secs(config.tls.handshake_timeout_seconds);
         let acceptor = crate::tls::TlsAcceptor::new(tcp, certs.swap(), handshake);
-        background.push(certs.spawn_renewal(Arc::clone(&state)));
+        certs.register_renewal(&workers, Arc::clone(&state));
         tokio::spawn(poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             endpoint,
             signal,
             Some(grace),
         ))
     };
-    Ok(Running { local_addr, ca_pem_path, state, shutdown: Some(shutdown_tx), server, background })
-}
-
-/// Writes batched credential usage (API key counters, `last_used_at`) every few seconds.
-fn spawn_usage_flusher(state: Arc<Services>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            if let Err(e) = state.credentials.flush_usage(&state.store).await {
-                tracing::warn!(error = %e, "credential usage flush failed");
-            }
-        }
-    })
-}
-
-/// Prunes expired login tokens, sessions, refresh tokens and deny-listed JWTs, hourly.
-fn spawn_credential_sweeper(state: Arc<Services>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let hour = Duration::from_secs(3600);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour / 60, hour);
-        loop {
-            tick.tick().await;
-            let secs = state.credentials.token_lifetime_secs();
-            if let Err(e) = crate::auth::sweep::sweep_credentials(&state.store, secs).await {
-                tracing::warn!(error = %e, "credential sweep failed");
-            }
-        }
-    })
-}
-
-/// Purges deleted variables whose retention ran out, hourly, in small transactions.
-fn spawn_deleted_sweeper(state: Arc<Services>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let hour = Duration::from_secs(3600);
-        // First sweep a minute after start, then hourly: start-up stays free of writes.
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour / 60, hour);
-        loop {
-            tick.tick().await;
-            loop {
-                let vault = Arc::clone(&state.secrets);
-                let now = crate::clock::unix_now();
-                let r = state
-                    .store
-                    .write(move |tx| crate::domain::secrets::history::sweep(tx, &vault, now, 500))
-                    .await;
-                match r {
-                    Ok(n) if n >= 500 => continue,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "deleted-variable sweep failed");
-                        break;
-                    }
-                }
-            }
-        }
+    Ok(Running {
+        local_addr,
+        ca_pem_path,
+        state,
+        shutdown: Some(shutdown_tx),
+        server,
+        workers,
+        grace,
     })
 }
 
@@ -255,20 +209,19 @@ impl Running {
         self.finish().await;
     }
 
+    /// The stop order, in one place; each step needs the ones before it:
+    /// 1. server stopped: no request is in flight, so nothing new is queued by a handler;
+    /// 2. workers stopped: cancelled, a job run in progress finishes (up to the grace, then it
+    ///    is aborted and named in the log); they hold the state, and so the data file, which a
+    ///    restart in the same process must find unlocked;
+    /// 3. credential usage and failed-login audit records flushed (nothing adds to them now);
+    /// 4. request-log pipeline drained and the search index committed (its own thread, joined);
+    /// 5. store closed, after its writer drained.
     async fn finish(self) {
         if let Err(e) = self.server.await.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
             tracing::warn!(error = %e, "server ended with an error");
         }
-        for task in &self.background {
-            task.abort();
-        }
-        // Wait until the aborted tasks are dropped: they hold the state (and so the data file)
-        // and a restart in the same process must find the file unlocked.
-        for task in self.background {
-            let _ = task.await;
-        }
-        // Requests have finished: write the batched credential usage and the queued log
-        // records, commit the index, then close.
+        self.workers.shutdown(self.grace).await;
         if let Err(e) = self.state.credentials.flush_usage(&self.state.store).await {
             tracing::warn!(error = %e, "credential usage flush failed");
         }

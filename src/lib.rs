@@ -17,6 +17,7 @@ pub mod logs;
 pub mod services;
 pub mod store;
 pub mod tls;
+pub mod workers;
 
 #[cfg(test)]
 mod layering;

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::{Services, StartError};
 use crate::store::{get_meta, put_meta, read_meta, StoreError};
 use crate::tls::{self, CaMaterial, CertSwap, LeafMaterial};
+use crate::workers::{CancellationToken, Workers};
 
 const CA_KEY_AAD: &[u8] = b"gatehouse/meta/tls_ca_key";
 const LEAF_KEY_AAD: &[u8] = b"gatehouse/meta/tls_leaf_key";
@@ -58,34 +59,37 @@ impl CertManager {
         self.swap.clone()
     }
 
-    /// Renews the generated leaf in place, or reloads a supplied pair on SIGHUP.
-    pub fn spawn_renewal(self, state: Arc<Services>) -> tokio::task::JoinHandle<()> {
-        // The SIGHUP handler is installed here, before the server is announced: installed
-        // inside the task, a SIGHUP sent right after start could still meet the default
-        // action, which ends the process.
-        let hup = self.own.is_none().then(|| {
+    /// Registers on `workers` the renewal of the generated leaf in place, or the reload of a
+    /// supplied pair on SIGHUP.
+    pub fn register_renewal(self, workers: &Workers, state: Arc<Services>) {
+        if self.own.is_none() {
+            // The SIGHUP handler is installed here, before the server is announced: installed
+            // inside the task, a SIGHUP sent right after start could still meet the default
+            // action, which ends the process.
             use tokio::signal::unix::{signal, SignalKind};
-            signal(SignalKind::hangup())
-        });
-        tokio::spawn(async move {
-            if let Some(hup) = hup {
-                match hup {
-                    Ok(hup) => self.reload_on_sighup(&state, hup).await,
-                    Err(e) => tracing::error!(error = %e, "no SIGHUP handler: reload disabled"),
-                }
-                return;
+            match signal(SignalKind::hangup()) {
+                Ok(hup) => workers.spawn("certificate reload", move |token| async move {
+                    self.reload_on_sighup(&state, hup, token).await
+                }),
+                Err(e) => tracing::error!(error = %e, "no SIGHUP handler: reload disabled"),
             }
-            let lifetime = state.config.leaf_lifetime();
-            let period: time::Duration =
-                (lifetime / 20_i32).clamp(time::Duration::seconds(1), time::Duration::minutes(10));
-            let period = Duration::from_secs(u64::try_from(period.whole_seconds()).unwrap_or(600));
-            loop {
-                tokio::time::sleep(period).await;
-                if let Err(e) = self.renew_if_due(&state).await {
+            return;
+        }
+        let lifetime = state.config.leaf_lifetime();
+        let period: time::Duration =
+            (lifetime / 20_i32).clamp(time::Duration::seconds(1), time::Duration::minutes(10));
+        let period = Duration::from_secs(u64::try_from(period.whole_seconds()).unwrap_or(600));
+        let this = Arc::new(self);
+        // First check one period after start: the leaf was checked (and renewed if due) by
+        // `prepare`.
+        workers.every("certificate renewal", period, period, move |_| {
+            let (this, state) = (Arc::clone(&this), Arc::clone(&state));
+            async move {
+                if let Err(e) = this.renew_if_due(&state).await {
                     tracing::error!(error = %e, "certificate renewal failed");
                 }
             }
-        })
+        });
     }
 
     async fn renew_if_due(&self, state: &Arc<Services>) -> Result<(), StartError> {
@@ -113,8 +117,20 @@ impl CertManager {
         Ok(())
     }
 
-    async fn reload_on_sighup(&self, state: &Arc<Services>, mut hup: tokio::signal::unix::Signal) {
-        while hup.recv().await.is_some() {
+    async fn reload_on_sighup(
+        &self,
+        state: &Arc<Services>,
+        mut hup: tokio::signal::unix::Signal,
+        token: CancellationToken,
+    ) {
+        loop {
+            let received = tokio::select! {
+                _ = token.cancelled() => return,
+                received = hup.recv() => received,
+            };
+            if received.is_none() {
+                return;
+            }
             let cfg = &state.config.tls;
             let result = read_supplied(&cfg.cert_file, &cfg.key_file)
                 .and_then(|(chain, key)| tls::server_config(&chain, &key).map_err(tls_err));

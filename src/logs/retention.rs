@@ -10,6 +10,7 @@ use crate::domain::audit::tables::{AUDIT, AUDIT_BY_ORG, AUDIT_BY_USER};
 use crate::domain::audit::AuditRecord;
 use crate::logs::tables::{REQUEST_LOGS, REQUEST_LOGS_BY_MINUTE};
 use crate::store::{RangeReader as _, Reader as _, Store, StoreError, WriteTx, Writer as _};
+use crate::workers::Workers;
 
 /// Rows removed per transaction, so pruning never holds the writer for long.
 const STEP: usize = 500;
@@ -93,14 +94,14 @@ pub async fn run_once(logs: &LogService, store: &Store, now: i64) -> Result<Prun
     Ok(Pruned { requests, buckets, audit })
 }
 
-/// Prunes at start and then every hour, until the task is stopped.
-pub fn spawn(logs: Arc<LogService>, store: Store) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
+/// Registers pruning at start and then every hour. A shutdown lets a pass in progress finish.
+pub fn register(workers: &Workers, logs: Arc<LogService>, store: Store) {
+    workers.every("log retention", Duration::ZERO, INTERVAL, move |_| {
+        let (logs, store) = (Arc::clone(&logs), store.clone());
+        async move {
             if let Err(e) = run_once(&logs, &store, crate::clock::unix_now()).await {
                 tracing::warn!(error = %e, "log retention pass failed");
             }
-            tokio::time::sleep(INTERVAL).await;
         }
-    })
+    });
 }

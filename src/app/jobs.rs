@@ -1,0 +1,76 @@
+//! The periodic jobs the application registers on its [`Workers`]: credential usage flushing
+//! and the two hourly sweepers. Each keeps the schedule it had as a bare task (first delay and
+//! period); shutdown lets a run in progress finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::services::Services;
+use crate::workers::Workers;
+
+const HOUR: Duration = Duration::from_secs(3600);
+/// The sweepers' first run comes a minute after start, so start-up stays free of their writes.
+const SWEEP_FIRST_DELAY: Duration = Duration::from_secs(60);
+/// Deleted variables purged per transaction, so a sweep never holds the writer for long.
+const PURGE_STEP: usize = 500;
+
+/// Registers every application-level periodic job.
+pub(super) fn register(workers: &Workers, state: &Arc<Services>) {
+    register_usage_flusher(workers, Arc::clone(state));
+    register_credential_sweeper(workers, Arc::clone(state));
+    register_deleted_sweeper(workers, Arc::clone(state));
+}
+
+/// Writes batched credential usage (API key counters, `last_used_at`) every few seconds; the
+/// first run is at start. `Running::finish` flushes once more after the requests ended.
+fn register_usage_flusher(workers: &Workers, state: Arc<Services>) {
+    workers.every("credential usage flusher", Duration::ZERO, Duration::from_secs(5), move |_| {
+        let state = Arc::clone(&state);
+        async move {
+            if let Err(e) = state.credentials.flush_usage(&state.store).await {
+                tracing::warn!(error = %e, "credential usage flush failed");
+            }
+        }
+    });
+}
+
+/// Prunes expired login tokens, sessions, refresh tokens and deny-listed JWTs, hourly.
+fn register_credential_sweeper(workers: &Workers, state: Arc<Services>) {
+    workers.every("credential sweeper", SWEEP_FIRST_DELAY, HOUR, move |_| {
+        let state = Arc::clone(&state);
+        async move {
+            let secs = state.credentials.token_lifetime_secs();
+            if let Err(e) = crate::auth::sweep::sweep_credentials(&state.store, secs).await {
+                tracing::warn!(error = %e, "credential sweep failed");
+            }
+        }
+    });
+}
+
+/// Purges deleted variables whose retention ran out, hourly, in small transactions. A
+/// shutdown stops it between transactions: the next start's sweep takes up the rest.
+fn register_deleted_sweeper(workers: &Workers, state: Arc<Services>) {
+    workers.every("deleted-variable sweeper", SWEEP_FIRST_DELAY, HOUR, move |token| {
+        let state = Arc::clone(&state);
+        async move {
+            while !token.is_cancelled() {
+                let vault = Arc::clone(&state.secrets);
+                let now = crate::clock::unix_now();
+                let r = state
+                    .store
+                    .write(move |tx| {
+                        crate::domain::secrets::history::sweep(tx, &vault, now, PURGE_STEP)
+                    })
+                    .await;
+                match r {
+                    Ok(n) if n >= PURGE_STEP => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "deleted-variable sweep failed");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
