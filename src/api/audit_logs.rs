@@ -20,6 +20,7 @@ use crate::domain::{Principal, Role};
 use crate::logs::{AuditFilter, AuditScope};
 use crate::services::Services;
 
+#[derive(Default)]
 pub struct AuditLogsApi;
 
 /// One audit record, with KeyNest's field names.

@@ -28,6 +28,7 @@ use crate::domain::sessions;
 use crate::domain::{CredentialKind, Error, Principal};
 use crate::services::Services;
 
+#[derive(Default)]
 pub struct AuthApi;
 
 /// The client address the edge resolved.
