@@ -19,6 +19,7 @@ use crate::domain::admin_users;
 use crate::domain::audit::Actor;
 use crate::services::Services;
 
+#[derive(Default)]
 pub struct AdminUsersApi;
 
 /// A new account. No `Debug`: it carries the password.

@@ -24,6 +24,7 @@ use crate::domain::credentials::ApiKey;
 use crate::domain::Error;
 use crate::services::Services;
 
+#[derive(Default)]
 pub struct ApiKeysApi;
 
 /// Usage of one secret of a key.

@@ -19,6 +19,7 @@ use crate::domain::audit::AuditRecord;
 use crate::logs::{AuditFilter, AuditScope};
 use crate::services::Services;
 
+#[derive(Default)]
 pub struct AuditLogsApi;
 
 /// One audit record, with KeyNest's field names.

@@ -23,6 +23,7 @@ use crate::domain::{CredentialKind, Error, Principal, Role};
 use crate::services::accounts::{LoginProof, Registered, RegistrationForm};
 use crate::services::Services;
 
+#[derive(Default)]
 pub struct AuthApi;
 
 /// The client address the edge resolved.

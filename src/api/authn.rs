@@ -12,9 +12,9 @@ use parking_lot::Mutex;
 use poem::http::{header, HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
+use crate::api::catalog::ApiCatalog;
 use crate::api::error::{convert_poem_error, ApiError};
 use crate::api::middleware::{is_safe_method, RequestContext};
-use crate::api::protected::ProtectedRoutes;
 use crate::auth::ratelimit::{Bucket, Decision};
 use crate::auth::{parse_authorization, Presented, SESSION_COOKIE};
 use crate::clock::unix_now;
@@ -25,12 +25,16 @@ use crate::services::Services;
 pub struct AuthLayer<E> {
     inner: E,
     state: Arc<Services>,
-    protected: Arc<ProtectedRoutes>,
+    /// Which operations need a credential (an operation that takes `Authenticated` declares
+    /// `security`): an anonymous request to one is answered 401 at once, before its body is
+    /// read or buffered, so a request that cannot succeed never makes the server hold its
+    /// upload.
+    catalog: &'static ApiCatalog,
 }
 
 impl<E> AuthLayer<E> {
-    pub fn new(inner: E, state: Arc<Services>, protected: Arc<ProtectedRoutes>) -> Self {
-        Self { inner, state, protected }
+    pub fn new(inner: E, state: Arc<Services>, catalog: &'static ApiCatalog) -> Self {
+        Self { inner, state, catalog }
     }
 }
 
@@ -181,12 +185,10 @@ impl<E: Endpoint> AuthLayer<E> {
         });
         let resp = match decision.flatten().and_then(|d| d.retry_after) {
             Some(secs) => error_response(Error::rate_limited(secs)),
-            None if self.protected.requires_credential(req.method().as_str(), req.uri().path()) => {
-                respond(
-                    Err::<Response, _>(poem::Error::from_status(StatusCode::UNAUTHORIZED)),
-                    None,
-                )
-            }
+            None if self.catalog.is_protected(req.method().as_str(), req.uri().path()) => respond(
+                Err::<Response, _>(poem::Error::from_status(StatusCode::UNAUTHORIZED)),
+                None,
+            ),
             None => respond(self.inner.call(req).await, None),
         };
         finish(resp, decision.flatten())

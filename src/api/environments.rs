@@ -134,6 +134,7 @@ async fn do_update(
     Ok(Json(v.into()))
 }
 
+#[derive(Default)]
 pub struct EnvironmentsApi;
 
 #[OpenApi(tag = "ApiTags::Environments")]

@@ -10,6 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::tags::ApiTags;
 use crate::services::Services;
 
+#[derive(Default)]
 pub struct HealthApi;
 
 #[derive(Debug, Object)]

@@ -150,6 +150,7 @@ fn upload_text(form: ImportForm, limit: u64) -> Result<(String, Option<String>),
     Ok((text, form.overwrite))
 }
 
+#[derive(Default)]
 pub struct ImportExportApi;
 
 #[OpenApi(tag = "ApiTags::Variables")]

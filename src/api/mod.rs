@@ -7,6 +7,7 @@ pub mod audit_logs;
 pub mod auth;
 pub mod authn;
 pub mod body;
+pub mod catalog;
 pub mod environments;
 pub mod error;
 pub mod health;
@@ -18,7 +19,6 @@ pub mod organizations;
 pub mod paging;
 pub mod pats;
 pub mod projects;
-pub mod protected;
 pub mod request_id;
 pub mod request_log;
 pub mod secrets_support;
@@ -30,7 +30,6 @@ pub mod validation;
 pub mod variable_json;
 pub mod variables;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use poem::endpoint::make_sync;
@@ -41,10 +40,14 @@ use poem::{get, handler, Endpoint, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::OpenApiService;
 
 use crate::services::Services;
+use catalog::{AliasPrefix, ApiCatalog, API_KEYS_ALIAS, MONITOR_ALIAS};
 use middleware::{BodyLimit, Edge, EdgeSettings};
 
-/// Every API of the document. Nested tuples: poem-openapi implements `OpenApi` for tuples of
-/// limited length only.
+/// Every API of the document, and the only list of them: each API struct derives `Default`, so
+/// `Apis::default()` builds the whole tuple. A new API is its module (a `Default` struct whose
+/// `#[OpenApi]` names an `ApiTags` variant) plus one entry here; the catalog reads its
+/// operations, tag (`service_name`) and security out of the document. Nested tuples:
+/// poem-openapi implements `OpenApi` for tuples of limited length only.
 pub type Apis =
     (health::HealthApi, IdentityApis, SecretsApis, (monitor::MonitorApi, audit_logs::AuditLogsApi));
 
@@ -67,33 +70,10 @@ pub type SecretsApis = (
     import_export::ImportExportApi,
 );
 
-pub fn apis() -> Apis {
-    (
-        health::HealthApi,
-        (
-            auth::AuthApi,
-            tokens::TokenApi,
-            organizations::OrganizationsApi,
-            api_keys::ApiKeysApi,
-            staff_keys::StaffApiKeysApi,
-            pats::PatsApi,
-            admin_users::AdminUsersApi,
-        ),
-        (
-            projects::ProjectsApi,
-            environments::EnvironmentsApi,
-            variables::VariablesApi,
-            import_export::ImportExportApi,
-        ),
-        (monitor::MonitorApi, audit_logs::AuditLogsApi),
-    )
-}
-
 /// Serves a path of the document under another prefix (django-cfg's real `/cfg/grpc/…`
 /// mount beside the documented `/api/grpc/…`), without adding it to the document.
 struct Alias<E> {
-    from: &'static str,
-    to: &'static str,
+    prefix: AliasPrefix,
     inner: Arc<E>,
 }
 
@@ -102,9 +82,9 @@ impl<E: Endpoint> Endpoint for Alias<E> {
 
     async fn call(&self, mut req: poem::Request) -> poem::Result<Self::Output> {
         let path = req.uri().path();
-        let rest = path.strip_prefix(self.from).unwrap_or(path);
+        let rest = path.strip_prefix(self.prefix.from).unwrap_or(path);
         let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
-        let target = format!("{}{rest}{query}", self.to);
+        let target = format!("{}{rest}{query}", self.prefix.to);
         let uri = target.parse().map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
         *req.uri_mut() = uri;
         self.inner.call(req).await
@@ -113,7 +93,7 @@ impl<E: Endpoint> Endpoint for Alias<E> {
 
 /// The OpenAPI service (document title, version, and every operation).
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(apis(), "Gatehouse API", crate::VERSION).description(
+    OpenApiService::new(Apis::default(), "Gatehouse API", crate::VERSION).description(
         "Secrets, API credentials, request monitoring and published APIs in one appliance. \
              Compatible with the KeyNest, django-cfg gRPC, Pegasus, ShellUI metrics and \
              Unstract API v2 REST documents.",
@@ -123,24 +103,6 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
 /// The OpenAPI document as JSON (also printed by `gatehouse openapi`).
 pub fn spec_json() -> String {
     openapi_service().spec()
-}
-
-/// `operationId → tag`, read from the document once, for the request log's `service_name`.
-pub fn operation_tags() -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&spec_json()) else { return out };
-    let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) else { return out };
-    for item in paths.values() {
-        let Some(ops) = item.as_object() else { continue };
-        for op in ops.values() {
-            let id = op.get("operationId").and_then(|v| v.as_str());
-            let tag = op.get("tags").and_then(|t| t.get(0)).and_then(|v| v.as_str());
-            if let (Some(id), Some(tag)) = (id, tag) {
-                out.insert(id.to_string(), tag.to_string());
-            }
-        }
-    }
-    out
 }
 
 #[derive(serde::Deserialize)]
@@ -175,7 +137,8 @@ struct Docs {
 pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
     let docs = Arc::new(Docs { json: service.spec(), yaml: service.spec_yaml() });
-    let docs_json = docs.json.clone();
+    // The one reading of the document (the first server of the process builds it).
+    let catalog = ApiCatalog::shared();
     let swagger = service.swagger_ui();
     let swagger_again = service.swagger_ui();
     let redoc = service.redoc();
@@ -196,10 +159,10 @@ pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
         .nest("/api/schema/redoc", redoc)
         .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
         .nest_no_strip(
-            "/cfg/grpc/api-keys",
-            Alias { from: "/cfg/grpc/api-keys", to: "/api/grpc/api-keys", inner: Arc::clone(&api) },
+            API_KEYS_ALIAS.from,
+            Alias { prefix: API_KEYS_ALIAS, inner: Arc::clone(&api) },
         )
-        .nest("/cfg/grpc/monitor", monitor::alias::routes())
+        .nest(MONITOR_ALIAS.from, monitor::alias::routes(catalog))
         .nest("/", api);
     // Bodies are limited and buffered inside authentication and rate limiting: a request that
     // is refused there is answered before its body is read.
@@ -207,12 +170,10 @@ pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
         route.with(NormalizePath::new(TrailingSlash::Trim)).data(Arc::clone(&state)),
         Arc::clone(&settings),
     );
-    let protected = Arc::new(protected::ProtectedRoutes::from_spec(&docs_json));
-    let app = authn::AuthLayer::new(limited, Arc::clone(&state), protected);
+    let app = authn::AuthLayer::new(limited, Arc::clone(&state), catalog);
     // The request log sits just inside `Edge` (request id, client address) and outside
     // authentication and rate limiting, so refused requests are logged too.
-    let mut log_settings =
-        request_log::RequestLogSettings::from_spec(&docs_json, settings.request_timeout);
+    let mut log_settings = request_log::RequestLogSettings::new(catalog, settings.request_timeout);
     log_settings.enabled = state.config.logs.request_log_enabled;
     let log_settings = Arc::new(log_settings);
     let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);

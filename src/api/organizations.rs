@@ -21,6 +21,7 @@ use crate::domain::orgs::{self, MemberView, OrgView};
 use crate::domain::Principal;
 use crate::services::Services;
 
+#[derive(Default)]
 pub struct OrganizationsApi;
 
 #[derive(Debug, Object)]

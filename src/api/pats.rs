@@ -23,6 +23,7 @@ use crate::domain::pats::{self, NewPat};
 use crate::domain::Error;
 use crate::services::Services;
 
+#[derive(Default)]
 pub struct PatsApi;
 
 #[derive(Debug, Object)]

@@ -150,6 +150,7 @@ async fn do_update(
     Ok(Json(v.into()))
 }
 
+#[derive(Default)]
 pub struct ProjectsApi;
 
 #[OpenApi(tag = "ApiTags::Projects")]

@@ -9,16 +9,14 @@
 //! one stored row per request.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use parking_lot::Mutex;
 
 use poem::http::header;
 use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::OperationId;
 
+use crate::api::catalog::ApiCatalog;
 use crate::api::error::convert_poem_error;
 use crate::api::middleware::RequestContext;
 use crate::domain::{CredentialKind, Principal};
@@ -28,72 +26,26 @@ use crate::logs::{LogService, RequestLog};
 /// Error bodies larger than this are not read for `error_message`.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// A documented operation's path template, for matching paths without its `OperationId`.
-type Template = (Vec<String>, String);
-
 /// Static facts the layer needs.
 pub struct RequestLogSettings {
-    /// `operationId → service name` (`gatehouse.<tag>`), from the OpenAPI document.
-    pub services: HashMap<String, &'static str>,
-    /// `(HTTP method, number of path segments) → (template segments, operationId)` of every
-    /// documented operation, for responses that lost poem-openapi's `OperationId` (refused
-    /// before or by authentication): only templates of the right method and length are tried.
-    routes: HashMap<(String, usize), Vec<Template>>,
+    /// The documented operations: the operation a response without poem-openapi's
+    /// `OperationId` (refused before or by authentication) was meant for, and each
+    /// operation's `service_name`, borrowed for the life of the process.
+    pub catalog: &'static ApiCatalog,
     pub request_timeout: Duration,
     /// `logs.request_log_enabled`: when false the layer only passes requests through.
     pub enabled: bool,
 }
 
 impl RequestLogSettings {
-    /// Reads the operations out of the OpenAPI document.
-    pub fn from_spec(spec: &str, request_timeout: Duration) -> Self {
-        let mut routes: HashMap<(String, usize), Vec<Template>> = HashMap::new();
-        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
-        if let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) {
-            for (path, item) in paths {
-                let Some(ops) = item.as_object() else { continue };
-                for (method, op) in ops {
-                    if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
-                        let template: Vec<String> = segments(path).map(str::to_string).collect();
-                        routes
-                            .entry((method.to_uppercase(), template.len()))
-                            .or_default()
-                            .push((template, id.to_string()));
-                    }
-                }
-            }
-        }
-        let services = crate::api::operation_tags()
-            .into_iter()
-            .map(|(op, tag)| (op, intern(crate::api::tags::ApiTags::service_name(&tag))))
-            .collect();
-        Self { services, routes, request_timeout, enabled: true }
+    pub fn new(catalog: &'static ApiCatalog, request_timeout: Duration) -> Self {
+        Self { catalog, request_timeout, enabled: true }
     }
 
     /// The operation a method and path would reach.
-    fn operation_for(&self, method: &str, path: &str) -> Option<&str> {
-        let n = segments(path).count();
-        self.routes
-            .get(&(method.to_string(), n))?
-            .iter()
-            .find(|(template, _)| {
-                template.iter().zip(segments(path)).all(|(t, s)| t.starts_with('{') || t == s)
-            })
-            .map(|(_, id)| id.as_str())
+    fn operation_for(&self, method: &str, path: &str) -> Option<&'static str> {
+        self.catalog.match_route(method, path)?.operation_id.as_deref()
     }
-}
-
-/// Service names live for the whole process, one leaked copy per distinct name (one per API
-/// tag, a fixed few dozen), so each record borrows its name instead of allocating it.
-fn intern(name: String) -> &'static str {
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES.get_or_init(Mutex::default).lock();
-    if let Some(found) = names.get(name.as_str()) {
-        return found;
-    }
-    let leaked: &'static str = Box::leak(name.into_boxed_str());
-    names.insert(leaked);
-    leaked
 }
 
 /// The method's name, borrowed for the standard methods.
@@ -101,10 +53,6 @@ fn method_text(m: &poem::http::Method) -> Text {
     const STANDARD: [&str; 9] =
         ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
     known_or_owned(m.as_str(), &STANDARD)
-}
-
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
 }
 
 pub struct RequestLogLayer<E> {
@@ -212,7 +160,7 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
         let Some(mut rec) = guard.rec.take() else { return Ok(resp) };
         if resp.data::<OperationId>().is_none() {
             if let Some(op) = self.settings.operation_for(&rec.http_method, &raw_path) {
-                rec.method_name = Cow::Owned(op.to_string());
+                rec.method_name = Cow::Borrowed(op);
             }
         }
         self.fill(&mut rec, &mut resp, started).await;
@@ -236,8 +184,8 @@ impl<E> RequestLogLayer<E> {
         } else if rec.method_name == "unknown" {
             rec.method_name = http_names(&rec.path, status).into();
         }
-        if let Some(service) = self.settings.services.get(&*rec.method_name) {
-            rec.service_name = Cow::Borrowed(*service);
+        if let Some(service) = self.settings.catalog.service_name_of(&rec.method_name) {
+            rec.service_name = Cow::Borrowed(service);
         }
         if let Some(p) = resp.data::<Principal>() {
             rec.user_id = Some(p.user_id);
@@ -298,7 +246,8 @@ mod tests {
     fn operations_are_found_by_template() {
         let spec = r#"{"paths": {"/api/projects/{id}": {"get": {"operationId": "projects_retrieve"}},
                        "/api/projects": {"get": {"operationId": "projects_list"}}}}"#;
-        let s = RequestLogSettings::from_spec(spec, Duration::from_secs(1));
+        let catalog = Box::leak(Box::new(ApiCatalog::from_document(spec)));
+        let s = RequestLogSettings::new(catalog, Duration::from_secs(1));
         assert_eq!(s.operation_for("GET", "/api/projects/7/"), Some("projects_retrieve"));
         assert_eq!(s.operation_for("GET", "/api/projects"), Some("projects_list"));
         assert_eq!(s.operation_for("POST", "/api/projects/"), None);

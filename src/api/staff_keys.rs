@@ -27,6 +27,7 @@ use crate::domain::Error;
 use crate::services::Services;
 use crate::store::ReadTx;
 
+#[derive(Default)]
 pub struct StaffApiKeysApi;
 
 /// django-cfg's `GrpcApiKey` as its admin view shows it (exactly these fields).

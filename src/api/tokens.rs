@@ -24,6 +24,7 @@ use crate::domain::sessions::{self, Refresh};
 use crate::domain::{CredentialKind, Error};
 use crate::services::Services;
 
+#[derive(Default)]
 pub struct TokenApi;
 
 #[derive(Debug, Object)]

@@ -2,8 +2,9 @@
 //!
 //! poem-openapi's own message loses the field name ("failed to parse X: ..."), so when a JSON
 //! body fails to parse, the edge re-reads the body it kept and checks it against the
-//! operation's request schema from the OpenAPI document: required, type, enum, maxLength,
-//! minLength, pattern, maximum, minimum, maxItems, minItems, nested objects and arrays.
+//! operation's request schema from the OpenAPI document (as read into the [`ApiCatalog`]):
+//! required, type, enum, maxLength, minLength, pattern, maximum, minimum, maxItems, minItems,
+//! nested objects and arrays.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -11,12 +12,7 @@ use std::sync::OnceLock;
 use poem::http::Method;
 use serde_json::{Map, Value};
 
-/// Request-body schemas of every operation, looked up by method and concrete path.
-pub struct SchemaIndex {
-    /// `(METHOD, template segments, body schema)`.
-    operations: Vec<(String, Vec<String>, Value)>,
-    components: Map<String, Value>,
-}
+use crate::api::catalog::ApiCatalog;
 
 /// The JSON body of the request being served, kept by the edge so that a parse failure can
 /// be explained wherever it is turned into a response (any layer may call
@@ -38,80 +34,34 @@ pub async fn with_kept_body<F: std::future::Future>(kept: Option<KeptBody>, fut:
 
 /// For a JSON payload poem-openapi could not parse, the field-level details found by checking
 /// the kept body against the operation's request schema; `None` if there is nothing to add.
+/// Errors are converted wherever they surface, with no handle on the app, so this reads the
+/// process's [`ApiCatalog::shared`] (the one `api::build` serves).
 pub fn kept_body_details(err: &poem::Error) -> Option<Value> {
     err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>()?;
     KEPT.try_with(|kept| {
         let kept = kept.as_ref()?;
-        let index = global_index();
-        let schema = index.body_schema(&kept.method, &kept.path)?;
-        index.details(&kept.body, schema)
+        let catalog = ApiCatalog::shared();
+        let schema = catalog.body_schema(kept.method.as_str(), &kept.path)?;
+        details(catalog, &kept.body, schema)
     })
     .ok()
     .flatten()
 }
 
-/// The index of this binary's own OpenAPI document, built on first use (a parse error).
-pub fn global_index() -> &'static SchemaIndex {
-    static INDEX: OnceLock<SchemaIndex> = OnceLock::new();
-    INDEX.get_or_init(|| SchemaIndex::from_spec(&crate::api::spec_json()))
+/// Field errors of `body` against `schema` (whose `$ref`s point into `catalog`'s components):
+/// `Some({"field": [...]})`, or `Some({"non_field_errors": [...]})` for malformed JSON or a
+/// non-object body; `None` if the schema finds nothing wrong.
+pub fn details(catalog: &ApiCatalog, body: &[u8], schema: &Value) -> Option<Value> {
+    Checker { catalog }.details(body, schema)
 }
 
-impl SchemaIndex {
-    /// Reads `paths.*.*.requestBody.content.<json>.schema` and `components.schemas`.
-    pub fn from_spec(spec: &str) -> Self {
-        let doc: Value = serde_json::from_str(spec).unwrap_or(Value::Null);
-        let components = doc
-            .pointer("/components/schemas")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let mut operations = Vec::new();
-        for (path, item) in doc.get("paths").and_then(Value::as_object).into_iter().flatten() {
-            for (method, op) in item.as_object().into_iter().flatten() {
-                let Some(content) = op.pointer("/requestBody/content").and_then(Value::as_object)
-                else {
-                    continue;
-                };
-                let schema = content
-                    .iter()
-                    .find(|(ct, _)| ct.contains("json"))
-                    .and_then(|(_, media)| media.get("schema"));
-                if let Some(schema) = schema {
-                    operations.push((method.to_ascii_uppercase(), segments(path), schema.clone()));
-                }
-            }
-        }
-        Self { operations, components }
-    }
+/// Checks values against the schemas of one document.
+struct Checker<'a> {
+    catalog: &'a ApiCatalog,
+}
 
-    /// The body schema of the operation `method path` would reach; literal segments win over
-    /// `{param}` ones, as the router does.
-    pub fn body_schema(&self, method: &Method, path: &str) -> Option<&Value> {
-        let wanted = segments(path);
-        self.operations
-            .iter()
-            .filter(|(m, tpl, _)| m == method.as_str() && tpl.len() == wanted.len())
-            .filter_map(|(_, tpl, schema)| {
-                let mut literal = 0usize;
-                for (t, w) in tpl.iter().zip(&wanted) {
-                    if t.starts_with('{') && t.ends_with('}') {
-                        continue;
-                    }
-                    if t != w {
-                        return None;
-                    }
-                    literal += 1;
-                }
-                Some((literal, schema))
-            })
-            .max_by_key(|(literal, _)| *literal)
-            .map(|(_, schema)| schema)
-    }
-
-    /// Field errors of `body` against `schema`: `Some({"field": [...]})`, or
-    /// `Some({"non_field_errors": [...]})` for malformed JSON or a non-object body; `None`
-    /// if the schema finds nothing wrong.
-    pub fn details(&self, body: &[u8], schema: &Value) -> Option<Value> {
+impl Checker<'_> {
+    fn details(&self, body: &[u8], schema: &Value) -> Option<Value> {
         let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
             // As DRF: an empty body is an empty object, so each required field is reported.
             Value::Object(Map::new())
@@ -138,11 +88,11 @@ impl SchemaIndex {
     }
 
     /// Follows `$ref` and single-element `allOf` wrappers to the schema itself.
-    fn resolve<'a>(&'a self, mut schema: &'a Value) -> &'a Value {
+    fn resolve<'s>(&'s self, mut schema: &'s Value) -> &'s Value {
         for _ in 0..16 {
             if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
                 let name = r.rsplit('/').next().unwrap_or(r);
-                match self.components.get(name) {
+                match self.catalog.component(name) {
                     Some(s) => schema = s,
                     None => return schema,
                 }
@@ -411,10 +361,6 @@ fn type_name(v: &Value) -> &'static str {
         Value::Array(_) => "list",
         Value::Object(_) => "dict",
     }
-}
-
-fn segments(path: &str) -> Vec<String> {
-    path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 /// Extracts `(field, message)` from a poem-openapi parse message when it names a field.

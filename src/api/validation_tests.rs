@@ -47,14 +47,14 @@ impl SampleApi {
     }
 }
 
-fn index() -> SchemaIndex {
-    SchemaIndex::from_spec(&OpenApiService::new(SampleApi, "t", "1").spec())
+fn catalog() -> ApiCatalog {
+    ApiCatalog::from_document(&OpenApiService::new(SampleApi, "t", "1").spec())
 }
 
 fn details(body: &str) -> Value {
-    let idx = index();
-    let schema = idx.body_schema(&Method::POST, "/api/things/").expect("schema").clone();
-    idx.details(body.as_bytes(), &schema).unwrap_or(Value::Null)
+    let catalog = catalog();
+    let schema = catalog.body_schema("POST", "/api/things/").expect("schema");
+    super::details(&catalog, body.as_bytes(), schema).unwrap_or(Value::Null)
 }
 
 #[test]
@@ -147,20 +147,21 @@ fn poem_openapi_rejects_what_the_details_report() {
 
 #[test]
 fn operations_are_found_by_method_and_concrete_path() {
-    let idx = index();
-    let inner = idx.body_schema(&Method::PUT, "/api/things/42/").unwrap().clone();
+    let catalog = catalog();
+    let schema = |method: Method, path| catalog.body_schema(method.as_str(), path);
+    let inner = schema(Method::PUT, "/api/things/42/").unwrap();
     assert_eq!(
-        idx.details(br#"{"level": "x"}"#, &inner).unwrap(),
+        super::details(&catalog, br#"{"level": "x"}"#, inner).unwrap(),
         json!({"level": ["A valid integer is required."]})
     );
     // A literal segment wins over a parameter.
-    let special = idx.body_schema(&Method::PUT, "/api/things/special").unwrap().clone();
+    let special = schema(Method::PUT, "/api/things/special").unwrap();
     assert_eq!(
-        idx.details(br#"{"count": 1}"#, &special).unwrap(),
+        super::details(&catalog, br#"{"count": 1}"#, special).unwrap(),
         json!({"name": ["This field is required."]})
     );
-    assert!(idx.body_schema(&Method::GET, "/api/things/").is_none());
-    assert!(idx.body_schema(&Method::POST, "/api/nothing/").is_none());
+    assert!(schema(Method::GET, "/api/things/").is_none());
+    assert!(schema(Method::POST, "/api/nothing/").is_none());
 }
 
 #[test]

@@ -182,6 +182,7 @@ async fn do_update(
     Ok(Json(v.into()))
 }
 
+#[derive(Default)]
 pub struct VariablesApi;
 
 #[OpenApi(tag = "ApiTags::Variables")]

@@ -28,6 +28,7 @@ use dto::{
 };
 use params::MonitorParams;
 
+#[derive(Default)]
 pub struct MonitorApi;
 
 #[derive(ApiResponse)]

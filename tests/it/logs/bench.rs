@@ -185,8 +185,8 @@ async fn bench_logs() {
     let health =
         || async { app.call(Request::builder().uri_str("/health/").finish()).await.unwrap() };
     let full = timed(20_000, health).await.iter().sum::<Duration>() / 20_000;
-    let settings = Arc::new(gatehouse::api::request_log::RequestLogSettings::from_spec(
-        "{}",
+    let settings = Arc::new(gatehouse::api::request_log::RequestLogSettings::new(
+        gatehouse::api::catalog::ApiCatalog::shared(),
         Duration::from_secs(30),
     ));
     let bare = poem::endpoint::make_sync(|_| "ok");
