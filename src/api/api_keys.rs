@@ -142,7 +142,7 @@ fn parse_time(field: &str, s: &str) -> Result<i64, Error> {
 }
 
 fn fresh_key() -> Result<(String, String, String), Error> {
-    let key = random_hex(32).map_err(|e| Error::internal(e.to_string()))?;
+    let key = random_hex(32)?;
     Ok((sha256_hex(key.as_bytes()), api_keys::mask(&key), key))
 }
 

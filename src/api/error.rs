@@ -40,33 +40,53 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-pub fn status_of(code: ErrorCode) -> StatusCode {
+/// The one table: each code's HTTP status and wire code. Exhaustive, so a new code does not
+/// compile without its row; [`convert_poem_error`] reads it backwards for poem's own errors.
+pub fn wire(code: ErrorCode) -> (StatusCode, &'static str) {
     match code {
-        ErrorCode::Invalid => StatusCode::BAD_REQUEST,
-        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Invalid => (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
+        ErrorCode::Unauthenticated => (StatusCode::UNAUTHORIZED, "NOT_AUTHENTICATED"),
+        ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
+        ErrorCode::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ErrorCode::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+        ErrorCode::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "NOT_ACCEPTABLE"),
+        ErrorCode::Conflict => (StatusCode::CONFLICT, "CONFLICT"),
+        ErrorCode::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+        ErrorCode::UnsupportedMediaType => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE")
+        }
+        ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
+        ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
+        ErrorCode::Timeout => (StatusCode::GATEWAY_TIMEOUT, "TIMEOUT"),
     }
+}
+
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    wire(code).0
 }
 
 pub fn code_str(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::Invalid => "VALIDATION_ERROR",
-        ErrorCode::Unauthenticated => "AUTHENTICATION_FAILED",
-        ErrorCode::Forbidden => "PERMISSION_DENIED",
-        ErrorCode::NotFound => "NOT_FOUND",
-        ErrorCode::Conflict => "CONFLICT",
-        ErrorCode::TooLarge => "PAYLOAD_TOO_LARGE",
-        ErrorCode::RateLimited => "RATE_LIMITED",
-        ErrorCode::Internal => "INTERNAL_ERROR",
+    wire(code).1
+}
+
+/// The code of a status poem raised on its own: the table read backwards; a status it does not
+/// list is the server's failure (5xx) or a malformed request (any other, e.g. 411 or 414).
+pub fn code_of_status(status: StatusCode) -> ErrorCode {
+    match ErrorCode::ALL.into_iter().find(|c| status_of(*c) == status) {
+        Some(code) => code,
+        None if status.is_server_error() => ErrorCode::Internal,
+        None => ErrorCode::Invalid,
     }
 }
 
-/// Builds an error response in the one format.
+/// Builds an error response in the one format, with the status and wire code of `code`.
+pub fn code_response(code: ErrorCode, error: &str, details: Option<Value>) -> Response {
+    let (status, wire_code) = wire(code);
+    error_response(status, wire_code, error, details)
+}
+
+/// Builds an error response in the one format. Prefer [`code_response`], which takes the status
+/// and wire code from the table.
 pub fn error_response(
     status: StatusCode,
     code: &str,
@@ -87,16 +107,36 @@ pub fn error_response(
     resp
 }
 
+tokio::task_local! {
+    /// The id of the request being answered, for the log line of an internal error.
+    static REQUEST_ID: String;
+}
+
+/// Runs `fut` (the handling of one request) with its request id known to the error log.
+pub async fn with_request_id<F: std::future::Future>(request_id: String, fut: F) -> F::Output {
+    REQUEST_ID.scope(request_id, fut).await
+}
+
+/// The id of the request being answered; "-" outside one (tests, tools).
+fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".to_string())
+}
+
 impl ApiError {
     pub fn into_response_with_log(self) -> Response {
         let e = self.0;
-        let status = status_of(e.code);
         if e.code == ErrorCode::Internal {
-            // The cause goes to the log; the client gets a generic message.
-            tracing::error!(error = %e.message, "internal error");
-            return error_response(status, code_str(e.code), "Internal server error", None);
+            // The cause goes to the log, once, with the request id; the client gets a generic
+            // message (the cause may name paths, keys or rows).
+            tracing::error!(
+                request_id = %current_request_id(),
+                error = %e.message,
+                cause = ?e.cause(),
+                "internal error"
+            );
+            return code_response(e.code, "Internal server error", None);
         }
-        let mut resp = error_response(status, code_str(e.code), &e.message, e.details);
+        let mut resp = code_response(e.code, &e.message, e.details);
         if let Some(secs) = e.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -175,37 +215,33 @@ pub fn convert_poem_error(err: poem::Error) -> Response {
     }
     let status = err.status();
     let reason = err.to_string();
-    let (code, message, details): (&str, String, Option<Value>) = match status {
-        StatusCode::BAD_REQUEST => {
-            ("VALIDATION_ERROR", "Invalid request".into(), Some(parse_error_details(&err, &reason)))
+    let code = code_of_status(status);
+    // Exhaustive like the table: each code's message for an error poem raised without one.
+    let (message, details) = match code {
+        ErrorCode::Invalid => ("Invalid request", Some(parse_error_details(&err, &reason))),
+        ErrorCode::Unauthenticated => ("Authentication credentials were not provided.", None),
+        ErrorCode::Forbidden => ("You do not have permission to perform this action.", None),
+        ErrorCode::NotFound => ("Not found.", None),
+        ErrorCode::MethodNotAllowed => ("Method not allowed.", None),
+        ErrorCode::NotAcceptable => ("Not acceptable.", None),
+        ErrorCode::Conflict => ("Conflict.", None),
+        ErrorCode::TooLarge => ("Request body too large.", None),
+        ErrorCode::UnsupportedMediaType => {
+            ("Unsupported media type.", Some(Value::String(reason.clone())))
         }
-        StatusCode::UNAUTHORIZED => {
-            ("NOT_AUTHENTICATED", "Authentication credentials were not provided.".into(), None)
+        ErrorCode::RateLimited => ("Rate limit exceeded", None),
+        ErrorCode::Internal => {
+            tracing::error!(
+                request_id = %current_request_id(),
+                error = %reason,
+                status = status.as_u16(),
+                "request failed"
+            );
+            ("Internal server error", None)
         }
-        StatusCode::NOT_FOUND => ("NOT_FOUND", "Not found.".into(), None),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ("METHOD_NOT_ALLOWED", "Method not allowed.".into(), None)
-        }
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ("PAYLOAD_TOO_LARGE", "Request body too large.".into(), None)
-        }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "UNSUPPORTED_MEDIA_TYPE",
-            "Unsupported media type.".into(),
-            Some(Value::String(reason.clone())),
-        ),
-        StatusCode::NOT_ACCEPTABLE => ("NOT_ACCEPTABLE", "Not acceptable.".into(), None),
-        s if s.is_server_error() => {
-            tracing::error!(error = %reason, status = s.as_u16(), "request failed");
-            ("INTERNAL_ERROR", "Internal server error".into(), None)
-        }
-        s => (
-            "ERROR",
-            s.canonical_reason().unwrap_or("Error").to_string(),
-            Some(Value::String(reason.clone())),
-        ),
+        ErrorCode::Timeout => ("The request took too long.", None),
     };
-    error_response(status, code, &message, details)
+    code_response(code, message, details)
 }
 
 /// `{"field": ["message"]}` where the field can be told, else `{"non_field_errors": [...]}`.
@@ -229,3 +265,7 @@ fn parse_error_details(err: &poem::Error, reason: &str) -> Value {
 fn clean_reason(reason: &str) -> String {
     reason.chars().take(300).collect()
 }
+
+#[cfg(test)]
+#[path = "error_tests.rs"]
+mod tests;

@@ -10,7 +10,7 @@ use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::types::Binary;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi, ResponseContent};
 
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::ApiResult;
 use crate::api::secrets_support::{caller, read, write};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
@@ -180,7 +180,7 @@ impl ImportExportApi {
             (c, e)
         })
         .await
-        .map_err(|e| ApiError::from(Error::internal(e.to_string())))?;
+        .map_err(Error::from)?;
         let export = Arc::new(export?);
         let audited = Arc::clone(&export);
         let fmt = format.clone();
@@ -189,13 +189,13 @@ impl ImportExportApi {
         let (body, ext) = match format.as_str() {
             "json" => (
                 ExportBody::Json(PlainText(
-                    serde_json::to_string_pretty(&export.json()).unwrap_or_default(),
+                    serde_json::to_string_pretty(&export.json()).map_err(Error::from)?,
                 )),
                 "json",
             ),
             "yaml" => (
                 ExportBody::Yaml(PlainText(
-                    serde_yaml::to_string(&export.json()).unwrap_or_default(),
+                    serde_yaml::to_string(&export.json()).map_err(Error::from)?,
                 )),
                 "yaml",
             ),
@@ -238,7 +238,7 @@ impl ImportExportApi {
         };
         let parsed = tokio::task::spawn_blocking(move || transfer::parse_upload(&text))
             .await
-            .map_err(|e| ApiError::from(Error::internal(e.to_string())))?;
+            .map_err(Error::from)?;
         if parsed.entries.len() > transfer::MAX_IMPORT_KEYS {
             return Err(Error::invalid(
                 "file",

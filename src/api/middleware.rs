@@ -13,11 +13,12 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use parking_lot::Mutex;
 use poem::error::ReadBodyError;
-use poem::http::{header, HeaderValue, Method, StatusCode, Version};
+use poem::http::{header, HeaderValue, Method, Version};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 
-use crate::api::error::{convert_poem_error, error_response};
+use crate::api::error::{code_response, convert_poem_error, with_request_id};
 use crate::api::validation;
+use crate::domain::ErrorCode;
 
 /// Per-request facts every later layer needs; inserted first, read everywhere.
 #[derive(Debug, Clone)]
@@ -116,7 +117,7 @@ impl<E: Endpoint> Endpoint for Edge<E> {
         let debug = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| (req.method().clone(), path.to_string()));
 
-        let mut resp = self.call_inner(req).await;
+        let mut resp = with_request_id(request_id.clone(), self.call_inner(req)).await;
         if let Some(unread) = unread {
             unread.settle(&mut resp).await;
         }
@@ -361,18 +362,16 @@ impl<E: Endpoint> BodyLimit<E> {
 }
 
 fn too_large(limit: u64) -> Response {
-    error_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "PAYLOAD_TOO_LARGE",
+    code_response(
+        ErrorCode::TooLarge,
         "Request body too large.",
         Some(serde_json::Value::String(format!("The limit is {limit} bytes."))),
     )
 }
 
 fn unreadable() -> Response {
-    error_response(
-        StatusCode::BAD_REQUEST,
-        "VALIDATION_ERROR",
+    code_response(
+        ErrorCode::Invalid,
         "Invalid request",
         Some(serde_json::json!({"non_field_errors": ["The request body could not be read."]})),
     )
@@ -402,19 +401,9 @@ impl<E: Endpoint> Edge<E> {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 tracing::error!(error = %what, "handler panicked");
-                error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL_ERROR",
-                    "Internal server error",
-                    None,
-                )
+                code_response(ErrorCode::Internal, "Internal server error", None)
             }
-            Err(_) => error_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                "TIMEOUT",
-                "The request took too long.",
-                None,
-            ),
+            Err(_) => code_response(ErrorCode::Timeout, "The request took too long.", None),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::domain::accounts::tables::USERS;
 use crate::domain::accounts::{self, NewUser};
 use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::records::User;
-use crate::domain::Error;
+use crate::domain::{Error, InternalError};
 use crate::store::{Reader as _, Store};
 
 /// File holding the generated password of the initial admin.
@@ -98,7 +98,7 @@ pub fn ensure_admin(
         let user = create_staff_blocking(store, email, password, true)?;
         return Ok(Bootstrapped::Configured { email: user.email });
     }
-    let password = crate::crypto::random_token(18).map_err(|e| Error::internal(e.to_string()))?;
+    let password = crate::crypto::random_token(18)?;
     write_private_file(&data_dir.join(PASSWORD_FILE), password.as_bytes())?;
     let user = create_staff_blocking(store, GENERATED_EMAIL, &password, true)?;
     Ok(Bootstrapped::Generated { email: user.email, password })
@@ -141,7 +141,7 @@ fn remove_password_file(path: &Path) {
 fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let fail = |e: std::io::Error| Error::internal(format!("cannot write {}: {e}", path.display()));
+    let fail = |source| Error::from(InternalError::File { path: path.to_path_buf(), source });
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -20,7 +20,7 @@ pub struct IssuedPair {
 
 /// A new `jti` (128 random bits).
 pub fn new_jti() -> Result<String, Error> {
-    random_hex(16).map_err(|e| Error::internal(e.to_string()))
+    Ok(random_hex(16)?)
 }
 
 /// The organization a token speaks for: the one asked for (if the user belongs to it), else

@@ -16,8 +16,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{SecretKey, KEY_LEN};
-use crate::domain::Error;
+use crate::crypto::{CryptoError, SecretKey, KEY_LEN};
+use crate::domain::{Error, ErrorCode, ServiceError};
 use crate::store::{get_meta, put_meta, Store, WriteTx};
 
 /// The row written before key ids (one kid-less key), and its associated data.
@@ -119,18 +119,63 @@ pub struct RotateReport {
     pub dropped: Vec<String>,
 }
 
+/// What the signing keys fail at: always the server's failure (a presented token that does not
+/// verify is the client's 401, [`invalid`]).
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    #[error("signing key {kid} is not valid base64")]
+    KeyNotBase64 { kid: String },
+    #[error("signing key {kid} does not open with the master key")]
+    KeyDoesNotOpen { kid: String, source: CryptoError },
+    #[error("signing key {kid} has the wrong length")]
+    KeyLength { kid: String },
+    #[error("the kid-less signing key does not open with the master key")]
+    LegacyKeyDoesNotOpen(#[source] CryptoError),
+    #[error("key ring: {0}")]
+    Ring(#[from] serde_json::Error),
+    #[error("the key ring was written by a newer version")]
+    RingTooNew,
+    #[error("the key ring is empty")]
+    RingEmpty,
+    #[error("no signing key")]
+    NoSigningKey,
+    #[error("claims: {0}")]
+    Claims(#[source] serde_json::Error),
+    #[error("key material: {0}")]
+    Crypto(#[from] CryptoError),
+}
+
+impl ServiceError for JwtError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            JwtError::KeyNotBase64 { .. }
+            | JwtError::KeyDoesNotOpen { .. }
+            | JwtError::KeyLength { .. }
+            | JwtError::LegacyKeyDoesNotOpen(_)
+            | JwtError::Ring(_)
+            | JwtError::RingTooNew
+            | JwtError::RingEmpty
+            | JwtError::NoSigningKey
+            | JwtError::Claims(_)
+            | JwtError::Crypto(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<JwtError> for Error {
+    fn from(e: JwtError) -> Self {
+        Error::from_service("jwt", e)
+    }
+}
+
 fn invalid() -> Error {
     Error::unauthenticated("Token is invalid or expired")
 }
 
-fn internal(e: impl std::fmt::Display) -> Error {
-    Error::internal(e.to_string())
-}
-
 /// A fresh key and its id (16 hex characters: only names the key, carries no secret).
 fn fresh_key(legacy: bool) -> Result<(String, SecretKey, bool), Error> {
-    let kid = crate::crypto::random_hex(8).map_err(internal)?;
-    let key = SecretKey::generate().map_err(internal)?;
+    let kid = crate::crypto::random_hex(8).map_err(JwtError::Crypto)?;
+    let key = SecretKey::generate().map_err(JwtError::Crypto)?;
     Ok((kid, key, legacy))
 }
 
@@ -141,35 +186,34 @@ fn seal_key(
     created_at: i64,
     legacy: bool,
 ) -> Result<StoredKey, Error> {
-    let sealed = master.seal(&key_aad(kid), key).map_err(internal)?;
+    let sealed = master.seal(&key_aad(kid), key).map_err(JwtError::Crypto)?;
     Ok(StoredKey { kid: kid.to_string(), sealed: STANDARD.encode(sealed), created_at, legacy })
 }
 
 fn open_key(master: &SecretKey, stored: &StoredKey) -> Result<[u8; KEY_LEN], Error> {
-    let sealed = STANDARD
-        .decode(&stored.sealed)
-        .map_err(|_| Error::internal("jwt signing key is not valid base64"))?;
+    let kid = || stored.kid.clone();
+    let sealed =
+        STANDARD.decode(&stored.sealed).map_err(|_| JwtError::KeyNotBase64 { kid: kid() })?;
     let plain = master
         .open(&key_aad(&stored.kid), &sealed)
-        .map_err(|_| Error::internal("jwt signing key does not open with the master key"))?;
-    plain.try_into().map_err(|_| Error::internal("jwt signing key has the wrong length"))
+        .map_err(|source| JwtError::KeyDoesNotOpen { kid: kid(), source })?;
+    Ok(plain.try_into().map_err(|_| JwtError::KeyLength { kid: kid() })?)
 }
 
 fn read_ring(tx: &WriteTx) -> Result<Option<StoredRing>, Error> {
     let Some(bytes) = get_meta(tx, RING_META_KEY)? else { return Ok(None) };
-    let ring: StoredRing = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::internal(format!("jwt key ring: {e}")))?;
+    let ring: StoredRing = serde_json::from_slice(&bytes).map_err(JwtError::Ring)?;
     if ring.version > RING_VERSION {
-        return Err(Error::internal("jwt key ring was written by a newer version"));
+        return Err(JwtError::RingTooNew.into());
     }
     if ring.keys.is_empty() {
-        return Err(Error::internal("jwt key ring is empty"));
+        return Err(JwtError::RingEmpty.into());
     }
     Ok(Some(ring))
 }
 
 fn write_ring(tx: &WriteTx, ring: &StoredRing) -> Result<(), Error> {
-    let bytes = serde_json::to_vec(ring).map_err(internal)?;
+    let bytes = serde_json::to_vec(ring).map_err(JwtError::Ring)?;
     put_meta(tx, RING_META_KEY, &bytes)?;
     Ok(())
 }
@@ -188,9 +232,7 @@ fn ensure_ring(
     let (kid, key, _) = fresh;
     let first = match get_meta(tx, LEGACY_META_KEY)?.filter(|b| !b.is_empty()) {
         Some(sealed) => {
-            let plain = master
-                .open(LEGACY_AAD, &sealed)
-                .map_err(|e| Error::internal(format!("jwt signing key: {e}")))?;
+            let plain = master.open(LEGACY_AAD, &sealed).map_err(JwtError::LegacyKeyDoesNotOpen)?;
             // The legacy key keeps working under a kid; its old row is blanked so the key
             // lives in one place (master rotation skips blank rows).
             put_meta(tx, LEGACY_META_KEY, b"")?;
@@ -261,8 +303,8 @@ impl JwtKeys {
 
     /// Signs `claims` into a compact JWT with the current key.
     pub fn sign(&self, claims: &Claims) -> Result<String, Error> {
-        let key = self.keys.first().ok_or_else(|| Error::internal("no jwt signing key"))?;
-        let payload = serde_json::to_vec(claims).map_err(internal)?;
+        let key = self.keys.first().ok_or(JwtError::NoSigningKey)?;
+        let payload = serde_json::to_vec(claims).map_err(JwtError::Claims)?;
         let mut out = format!("{}.{}", key.header, B64.encode(payload));
         let tag = ring::hmac::sign(&key.key, out.as_bytes());
         out.push('.');

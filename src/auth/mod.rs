@@ -91,12 +91,12 @@ fn parse_basic(encoded: &str) -> Result<Presented, Error> {
 
 /// A 40-hex login token (160 random bits).
 pub fn new_login_token() -> Result<Secret<String>, Error> {
-    crate::crypto::random_hex(20).map(Secret::new).map_err(|e| Error::internal(e.to_string()))
+    Ok(crate::crypto::random_hex(20).map(Secret::new)?)
 }
 
 /// A 64-hex session secret (256 random bits).
 pub fn new_session_secret() -> Result<Secret<String>, Error> {
-    crate::crypto::random_hex(32).map(Secret::new).map_err(|e| Error::internal(e.to_string()))
+    Ok(crate::crypto::random_hex(32).map(Secret::new)?)
 }
 
 /// The stored digest of a token or session secret.
@@ -197,7 +197,7 @@ impl AuthService {
         Ok(Arc::new(Self {
             generation: AtomicU64::new(1),
             cache: RwLock::new(HashMap::new()),
-            basic_key: SecretKey::generate().map_err(|e| Error::internal(e.to_string()))?,
+            basic_key: SecretKey::generate()?,
             basic_verified: RwLock::new(HashMap::new()),
             jwt,
             limiter: ratelimit::RateLimiter::new(config.rate_limit.clone()),

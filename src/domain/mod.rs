@@ -9,6 +9,7 @@ pub mod cascade;
 pub mod credentials;
 pub mod dotenv;
 pub mod effects;
+mod error;
 pub mod orgs;
 pub mod pats;
 pub mod records;
@@ -19,103 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreError;
-
-/// The short list of error kinds every layer speaks. The API maps each to one HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// 400: the request is malformed or a field is invalid.
-    Invalid,
-    /// 401: no credential, or a bad, expired or revoked one.
-    Unauthenticated,
-    /// 403: the caller is known but may not do this.
-    Forbidden,
-    /// 404: no such object, or it belongs to an organization the caller is not in.
-    NotFound,
-    /// 409: the object exists already, or the change breaks a rule of the current state.
-    Conflict,
-    /// 413: the body or upload is over its limit.
-    TooLarge,
-    /// 429: rate limited.
-    RateLimited,
-    /// 500: a bug or a storage failure; the message is logged, not shown.
-    Internal,
-}
-
-/// A domain error: a code, a message for the client, and optional details
-/// (`{"field": ["message"]}` for validation errors).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct Error {
-    pub code: ErrorCode,
-    pub message: String,
-    pub details: Option<serde_json::Value>,
-    /// Seconds until a rate-limited caller may retry.
-    pub retry_after: Option<u64>,
-}
-
-impl Error {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: None, retry_after: None }
-    }
-
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
-        self
-    }
-
-    /// 404 for `what` ("Project", "Variable", …).
-    pub fn not_found(what: &str) -> Self {
-        Self::new(ErrorCode::NotFound, format!("{what} not found"))
-    }
-
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Conflict, message)
-    }
-
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Forbidden, message)
-    }
-
-    pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Unauthenticated, message)
-    }
-
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Internal, message)
-    }
-
-    /// 400 with `{"<field>": ["<message>"]}` details.
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        let mut details = BTreeMap::new();
-        details.insert(field.to_string(), vec![message.clone()]);
-        Self::new(ErrorCode::Invalid, "Validation failed")
-            .with_details(serde_json::to_value(details).unwrap_or_default())
-    }
-
-    /// 400 with several field errors.
-    pub fn invalid_fields(fields: BTreeMap<String, Vec<String>>) -> Self {
-        Self::new(ErrorCode::Invalid, "Validation failed")
-            .with_details(serde_json::to_value(fields).unwrap_or_default())
-    }
-
-    pub fn rate_limited(retry_after: u64) -> Self {
-        let mut e = Self::new(ErrorCode::RateLimited, "Rate limit exceeded").with_details(
-            serde_json::Value::String(format!(
-                "Too many requests. Try again in {retry_after} seconds."
-            )),
-        );
-        e.retry_after = Some(retry_after);
-        e
-    }
-}
-
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        Self::internal(e.to_string())
-    }
-}
+pub use error::{field_errors, Error, ErrorCode, InternalError, ServiceError};
 
 /// An organization role. Ordered: a higher role can do everything a lower one can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -26,6 +26,7 @@ use tantivy::{
 
 use super::record::RequestLog;
 use crate::domain::audit::AuditRecord;
+use crate::domain::{Error, ErrorCode, ServiceError};
 
 /// Bump when the schema or what is indexed changes: an index of another version is rebuilt.
 /// 2: `created` is a fast field only (range filters and pruning read the fast field anyway),
@@ -242,6 +243,30 @@ pub enum IndexError {
     Io { path: String, source: std::io::Error },
     #[error("a page may end at most {MAX_WINDOW} rows deep")]
     TooDeep,
+    #[error("search index watermark: {0}")]
+    Watermark(#[from] serde_json::Error),
+}
+
+impl ServiceError for IndexError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            IndexError::TooDeep => ErrorCode::Invalid,
+            IndexError::Tantivy(_) | IndexError::Io { .. } | IndexError::Watermark(_) => {
+                ErrorCode::Internal
+            }
+        }
+    }
+}
+
+/// A search failure as the client sees it: too deep a page is the client's 400 (on `page`),
+/// anything else the server's own.
+impl From<IndexError> for Error {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::TooDeep => Error::invalid("page", e.to_string()),
+            e => Error::from_service("search index", e),
+        }
+    }
 }
 
 /// Refuses a window past [`MAX_WINDOW`] before any search work.

@@ -62,11 +62,9 @@ pub struct IngestQuota {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestFailure {
     /// The batch does not fit what is left of today's allowance.
-    Quota {
-        used: u64,
-        per_day: u64,
-    },
-    Write(String),
+    Quota { used: u64, per_day: u64 },
+    /// The batch's write failed (the writer logs the cause).
+    Write,
 }
 
 /// What the index shows: messages handled and sequences searchable.
@@ -278,7 +276,10 @@ impl LogService {
         match rx.await {
             Ok(Ok(ids)) => Ok(ids),
             Ok(Err(IngestFailure::Quota { used, per_day })) => Err(quota::exceeded(used, per_day)),
-            Ok(Err(IngestFailure::Write(e))) => Err(Error::internal(e)),
+            // The cause was logged by the writer thread, where it happened.
+            Ok(Err(IngestFailure::Write)) => {
+                Err(Error::internal("the request log batch was not written"))
+            }
             Err(_) => Err(Error::internal("request log writer stopped")),
         }
     }
@@ -331,9 +332,7 @@ impl LogService {
         let index = Arc::clone(&self.index);
         let (count, ids) =
             tokio::task::spawn_blocking(move || index.search_requests(&filter, offset, limit))
-                .await
-                .map_err(|e| crate::domain::Error::internal(e.to_string()))?
-                .map_err(search_error)?;
+                .await??;
         let records = self.store.read(|tx| {
             let mut out = Vec::with_capacity(ids.len());
             for id in &ids {
@@ -358,9 +357,7 @@ impl LogService {
         let scope = filter.clone();
         let (count, ids) =
             tokio::task::spawn_blocking(move || index.search_audit(&filter, offset, limit))
-                .await
-                .map_err(|e| crate::domain::Error::internal(e.to_string()))?
-                .map_err(search_error)?;
+                .await??;
         let records = self.store.read(|tx| {
             let mut out = Vec::with_capacity(ids.len());
             for id in &ids {
@@ -384,15 +381,6 @@ impl LogService {
         if let Some(handle) = self.thread.lock().take() {
             let _ = handle.join();
         }
-    }
-}
-
-/// A search failure as the client sees it: too deep a page is the client's 400, anything else
-/// the server's own.
-fn search_error(e: IndexError) -> crate::domain::Error {
-    match e {
-        IndexError::TooDeep => crate::domain::Error::invalid("page", e.to_string()),
-        e => crate::domain::Error::internal(e.to_string()),
     }
 }
 

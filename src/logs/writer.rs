@@ -318,9 +318,7 @@ impl LogWriter {
                     self.quotas.forget();
                 }
                 for (reply, _, _) in acks {
-                    let failure =
-                        IngestFailure::Write("the request log could not be written".into());
-                    let _ = reply.send(Err(failure));
+                    let _ = reply.send(Err(IngestFailure::Write));
                 }
             }
         }
@@ -447,7 +445,8 @@ impl LogWriter {
     }
 
     fn commit(&mut self) -> Result<(), IndexError> {
-        let payload = serde_json::to_string(&self.wm).unwrap_or_default();
+        // An empty payload would read as "no watermark" and rebuild the whole index at start.
+        let payload = serde_json::to_string(&self.wm)?;
         let mut prepared = self.writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;

@@ -4,7 +4,7 @@
 
 use crate::crypto::SecretKey;
 use crate::domain::secrets::records::OrgDataKey;
-use crate::domain::secrets::sealing;
+use crate::domain::secrets::sealing::{self, SealError};
 use crate::domain::secrets::tables::ORG_DATA_KEYS;
 use crate::domain::Error;
 use crate::store::{get_meta, put_meta, reseal_master_check, Reader, WriteTx, Writer as _};
@@ -45,10 +45,10 @@ pub fn rotate_master_key(
         if sealed.is_empty() {
             continue;
         }
-        let plain = old.open(aad, &sealed).map_err(|_| {
-            Error::internal(format!("meta row {name} does not open with the current master key"))
-        })?;
-        let resealed = new.seal(aad, &plain).map_err(|e| Error::internal(e.to_string()))?;
+        let plain = old
+            .open(aad, &sealed)
+            .map_err(|source| SealError::MetaRowDoesNotOpen { row: name, source })?;
+        let resealed = new.seal(aad, &plain)?;
         put_meta(tx, name, &resealed)?;
         report.meta_rows.push((*name).to_string());
     }

@@ -243,10 +243,8 @@ pub async fn ingest(
                 reporter.stamp(&mut r);
                 good.push(r);
             }
-            Err(e) => errors.push(IngestItemError {
-                index: i as u64,
-                errors: serde_json::to_value(e).unwrap_or_default(),
-            }),
+            Err(e) => errors
+                .push(IngestItemError { index: i as u64, errors: crate::domain::field_errors(e) }),
         }
     }
     if good.is_empty() {

@@ -26,7 +26,7 @@ async fn read_stats<T: Send + 'static>(
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.read(f))
         .await
-        .map_err(|e| ApiError(Error::internal(e.to_string())))?
+        .map_err(Error::from)?
         .map_err(ApiError::from)
 }
 

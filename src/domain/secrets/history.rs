@@ -200,9 +200,8 @@ pub fn rollback(
     };
     let key = sealing::data_key(tx, &vault.master, &vault.keys, var.organization_id)?;
     let s = Slot { version: old.version, ..slot(&var) };
-    let value = sealing::open_value(&key, s, &old.sealed).ok_or_else(|| {
-        Error::internal(format!("version {version} of variable {id} does not open"))
-    })?;
+    let value = sealing::open_value(&key, s, &old.sealed)
+        .ok_or(sealing::SealError::ValueDoesNotOpen { variable: id, version })?;
     let from = var.version;
     variables::set_value(tx, vault, &key, &mut var, &value, caller.principal.user_id)?;
     tx.put(VARIABLES, id, &var)?;

@@ -91,7 +91,7 @@ pub fn rotate_org(
     org: u64,
     opts: RekeyOptions,
 ) -> Result<Option<RekeyReport>, Error> {
-    let fresh = SecretKey::generate().map_err(|e| Error::internal(e.to_string()))?;
+    let fresh = SecretKey::generate()?;
     let m = master.clone();
     let Some((generation, resumed)) = store.write_blocking(move |tx| begin(tx, &m, org, &fresh))?
     else {
@@ -172,7 +172,7 @@ fn reseal(key: &DataKey, slot: Slot, sealed: &Sealed) -> Result<Resealed, Error>
     let Some(plain) = key.previous.as_ref().and_then(|p| p.open(&aad, &sealed.0).ok()) else {
         return Ok(Resealed::Unreadable);
     };
-    let moved = key.current.seal(&aad, &plain).map_err(|e| Error::internal(e.to_string()))?;
+    let moved = key.current.seal(&aad, &plain)?;
     Ok(Resealed::Moved(Sealed(moved)))
 }
 

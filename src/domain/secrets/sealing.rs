@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use parking_lot::RwLock;
 
-use crate::crypto::{SecretKey, KEY_LEN};
+use crate::crypto::{CryptoError, SecretKey, KEY_LEN};
 use crate::domain::secrets::records::{OrgDataKey, Sealed};
-use crate::domain::Error;
+use crate::domain::{Error, ErrorCode, ServiceError};
 
 use crate::domain::secrets::tables::ORG_DATA_KEYS;
 use crate::store::{Reader, WriteTx, Writer as _};
@@ -20,6 +20,43 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// Shown instead of a value whose ciphertext does not open (damaged or moved row).
 pub const DECRYPTION_ERROR: &str = "[DECRYPTION_ERROR]";
+
+/// What the master key and the organizations' data keys fail at: the server's own failures (a
+/// damaged row, a wrong master key), never the client's.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("the data key of organization {org} is not valid base64")]
+    KeyNotBase64 { org: u64 },
+    #[error("the data key of organization {org} does not open with the master key")]
+    KeyDoesNotOpen { org: u64, source: CryptoError },
+    #[error("the data key of organization {org} has a bad length")]
+    KeyLength { org: u64 },
+    #[error("version {version} of variable {variable} does not open")]
+    ValueDoesNotOpen { variable: u64, version: u32 },
+    #[error("meta row {row} does not open with the current master key")]
+    MetaRowDoesNotOpen { row: &'static str, source: CryptoError },
+    #[error("sealing: {0}")]
+    Seal(#[from] CryptoError),
+}
+
+impl ServiceError for SealError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            SealError::KeyNotBase64 { .. }
+            | SealError::KeyDoesNotOpen { .. }
+            | SealError::KeyLength { .. }
+            | SealError::ValueDoesNotOpen { .. }
+            | SealError::MetaRowDoesNotOpen { .. }
+            | SealError::Seal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<SealError> for Error {
+    fn from(e: SealError) -> Self {
+        Error::from_service("sealing", e)
+    }
+}
 
 /// Associated data of an organization's data key.
 pub fn data_key_aad(org: u64) -> Vec<u8> {
@@ -105,22 +142,17 @@ pub(crate) fn open_sealed_key(
     org: u64,
     sealed_b64: &str,
 ) -> Result<SecretKey, Error> {
-    let sealed = B64
-        .decode(sealed_b64)
-        .map_err(|_| Error::internal("organization data key is not valid base64"))?;
+    let sealed = B64.decode(sealed_b64).map_err(|_| SealError::KeyNotBase64 { org })?;
     let plain = master
         .open(&data_key_aad(org), &sealed)
-        .map_err(|_| Error::internal("organization data key does not open with the master key"))?;
-    let bytes: [u8; KEY_LEN] =
-        plain.try_into().map_err(|_| Error::internal("organization data key has a bad length"))?;
+        .map_err(|source| SealError::KeyDoesNotOpen { org, source })?;
+    let bytes: [u8; KEY_LEN] = plain.try_into().map_err(|_| SealError::KeyLength { org })?;
     Ok(SecretKey::from_bytes(bytes))
 }
 
 /// Seals a data key of `org` under the master key, as base64 text.
 pub(crate) fn seal_key(master: &SecretKey, org: u64, key: &SecretKey) -> Result<String, Error> {
-    let sealed = master
-        .seal(&data_key_aad(org), key.expose())
-        .map_err(|e| Error::internal(e.to_string()))?;
+    let sealed = master.seal(&data_key_aad(org), key.expose()).map_err(SealError::Seal)?;
     Ok(B64.encode(sealed))
 }
 
@@ -164,7 +196,7 @@ pub fn data_key(
     if let Some(rec) = tx.get(ORG_DATA_KEYS, org)? {
         return open_data_key(master, cache, &rec);
     }
-    let key = SecretKey::generate().map_err(|e| Error::internal(e.to_string()))?;
+    let key = SecretKey::generate()?;
     let rec = OrgDataKey {
         organization_id: org,
         sealed: seal_key(master, org, &key)?,
@@ -185,11 +217,7 @@ pub fn reseal_data_key(
 ) -> Result<OrgDataKey, Error> {
     let org = rec.organization_id;
     let reseal = |sealed: &str| -> Result<String, Error> {
-        let key = open_sealed_key(old, org, sealed).map_err(|_| {
-            Error::internal(format!(
-                "the data key of organization {org} does not open with the current master key"
-            ))
-        })?;
+        let key = open_sealed_key(old, org, sealed)?;
         seal_key(new, org, &key)
     };
     Ok(OrgDataKey {
@@ -216,10 +244,7 @@ impl Slot {
 
 /// Seals `value` for `slot` under the current data key.
 pub fn seal_value(key: &DataKey, slot: Slot, value: &str) -> Result<Sealed, Error> {
-    let sealed = key
-        .current
-        .seal(&slot.aad(), value.as_bytes())
-        .map_err(|e| Error::internal(e.to_string()))?;
+    let sealed = key.current.seal(&slot.aad(), value.as_bytes()).map_err(SealError::Seal)?;
     Ok(Sealed(sealed))
 }
 
@@ -287,5 +312,23 @@ mod tests {
             let text = format!("gatehouse/variable/v1/org:{o}/env:{e}/var:{v}/version:{n}");
             assert_eq!(value_aad(o, e, v, n), text.into_bytes());
         }
+    }
+
+    /// A key that does not open is the server's failure, and its cause keeps its type (and the
+    /// organization) for the log.
+    #[test]
+    fn a_key_that_does_not_open_is_an_internal_error_with_its_cause() {
+        let master = SecretKey::from_bytes([1; KEY_LEN]);
+        let sealed = seal_key(&master, 7, &SecretKey::from_bytes([2; KEY_LEN])).unwrap();
+        assert!(open_sealed_key(&master, 7, &sealed).is_ok());
+        let e = open_sealed_key(&SecretKey::from_bytes([3; KEY_LEN]), 7, &sealed).unwrap_err();
+        assert_eq!(e.code, crate::domain::ErrorCode::Internal);
+        let Some(crate::domain::InternalError::Area { source, .. }) = e.cause() else {
+            panic!("{e:?}")
+        };
+        let cause = source.downcast_ref::<SealError>();
+        assert!(matches!(cause, Some(SealError::KeyDoesNotOpen { org: 7, .. })), "{cause:?}");
+        let e = open_sealed_key(&master, 7, "not base64!").unwrap_err();
+        assert_eq!(e.message, "sealing: the data key of organization 7 is not valid base64");
     }
 }
