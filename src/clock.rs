@@ -46,8 +46,8 @@ pub fn rfc3339_digits(secs: i64) -> Option<[u8; 20]> {
     let mut out = *b"0000-00-00T00:00:00Z";
     let mut put = |at: usize, value: i64, width: usize| {
         let mut v = value;
-        for i in (0..width).rev() {
-            out[at + i] = b'0' + (v % 10) as u8;
+        for slot in out.iter_mut().skip(at).take(width).rev() {
+            *slot = b'0' + (v % 10) as u8;
             v /= 10;
         }
     };

@@ -226,9 +226,7 @@ pub fn convert_poem_error(err: poem::Error) -> Response {
         ErrorCode::NotAcceptable => ("Not acceptable.", None),
         ErrorCode::Conflict => ("Conflict.", None),
         ErrorCode::TooLarge => ("Request body too large.", None),
-        ErrorCode::UnsupportedMediaType => {
-            ("Unsupported media type.", Some(Value::String(reason.clone())))
-        }
+        ErrorCode::UnsupportedMediaType => ("Unsupported media type.", Some(Value::String(reason))),
         ErrorCode::RateLimited => ("Rate limit exceeded", None),
         ErrorCode::Internal => {
             tracing::error!(

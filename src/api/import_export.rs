@@ -195,7 +195,7 @@ impl ImportExportApi {
             ),
             "yaml" => (
                 ExportBody::Yaml(PlainText(
-                    serde_yaml::to_string(&export.json()).map_err(Error::from)?,
+                    serde_norway::to_string(&export.json()).map_err(Error::from)?,
                 )),
                 "yaml",
             ),

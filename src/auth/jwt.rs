@@ -346,8 +346,8 @@ impl JwtKeys {
         let key = self.key_for(&header).ok_or_else(invalid)?;
         let sig = B64.decode(sig).map_err(|_| invalid())?;
         let signed_len = header_b64.len() + 1 + payload.len();
-        ring::hmac::verify(&key.key, &token.as_bytes()[..signed_len], &sig)
-            .map_err(|_| invalid())?;
+        let signed = token.as_bytes().get(..signed_len).ok_or_else(invalid)?;
+        ring::hmac::verify(&key.key, signed, &sig).map_err(|_| invalid())?;
         let claims: Claims = serde_json::from_slice(&B64.decode(payload).map_err(|_| invalid())?)
             .map_err(|_| invalid())?;
         if claims.exp <= now {

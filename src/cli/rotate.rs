@@ -43,7 +43,7 @@ pub fn rotate_master_key(
         crate::services::schema::MIGRATIONS,
     )
     .map_err(|e| format!("cannot open the data file (is the server stopped?): {e}"))?;
-    let (o, n) = (old.clone(), new.clone());
+    let (o, n) = (old, new.clone());
     let report: Result<RotationReport, crate::domain::Error> =
         store.write_blocking(move |tx| reseal_all(tx, &o, &n));
     store.close();

@@ -80,7 +80,7 @@ pub enum InternalError {
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
     #[error("yaml: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_norway::Error),
     #[error("a blocking task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
     /// A broken invariant, for which a fixed text is the best description.
@@ -214,7 +214,7 @@ internal_from!(
     CryptoError,
     std::io::Error,
     serde_json::Error,
-    serde_yaml::Error,
+    serde_norway::Error,
     tokio::task::JoinError,
 );
 

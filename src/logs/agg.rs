@@ -384,7 +384,7 @@ mod tests {
             assert!(decode::<Bucket>(&bytes[..cut]).is_err(), "cut at {cut}");
             assert!(Agg::default().add_encoded(&bytes[..cut]).is_err(), "cut at {cut}");
         }
-        let mut long = bytes.clone();
+        let mut long = bytes;
         long.push(0);
         assert!(decode::<Bucket>(&long).is_err());
         assert!(decode::<Bucket>(&[9, 0]).is_err());

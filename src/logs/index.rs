@@ -641,14 +641,11 @@ impl LogIndex {
         hits.sort_unstable_by_key(|h| std::cmp::Reverse(h.0));
         let page: Vec<Hit> = hits.into_iter().skip(offset).take(limit).map(|(_, h)| h).collect();
         // Ids of the page's indexed hits, read in one go, then put back in page order.
-        let docs: Vec<DocAddress> = page
-            .iter()
-            .filter_map(|h| match h {
-                Hit::Doc(d) => Some(*d),
-                Hit::Pending(_) => None,
-            })
-            .collect();
-        let mut doc_ids = Self::ids_of(&searcher, docs.into_iter())?.into_iter();
+        let docs = page.iter().filter_map(|h| match h {
+            Hit::Doc(d) => Some(*d),
+            Hit::Pending(_) => None,
+        });
+        let mut doc_ids = Self::ids_of(&searcher, docs)?.into_iter();
         let ids = page
             .into_iter()
             .filter_map(|h| match h {

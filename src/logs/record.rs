@@ -417,7 +417,7 @@ mod tests {
         for cut in 1..bytes.len() {
             assert!(crate::store::decode::<RequestLog>(&bytes[..cut]).is_err(), "cut at {cut}");
         }
-        let mut long = bytes.clone();
+        let mut long = bytes;
         long.push(0);
         assert!(crate::store::decode::<RequestLog>(&long).is_err());
     }
@@ -468,7 +468,7 @@ mod tests {
             assert!(crate::store::decode::<RequestLog>(&bytes[..cut]).is_err(), "cut at {cut}");
         }
         // A version 2 record never carries tail flags: refused rather than misread.
-        let mut as_v2 = bytes.clone();
+        let mut as_v2 = bytes;
         as_v2[0] = 2;
         assert!(crate::store::decode::<RequestLog>(&as_v2).is_err());
     }

@@ -75,6 +75,9 @@ impl Refusals {
         if groups.keys().all(|k| k.minute >= minute) {
             return Vec::new();
         }
+        // The keys are copied out first so the map can be mutated (extract_if needs Rust 1.88,
+        // above the crate's MSRV).
+        #[allow(clippy::needless_collect)]
         let due: Vec<Key> = groups.keys().filter(|k| k.minute < minute).cloned().collect();
         due.into_iter().filter_map(|k| groups.remove(&k)).collect()
     }

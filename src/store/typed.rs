@@ -86,7 +86,9 @@ fn missing_is_empty<T>(r: Result<T, redb::TableError>) -> Result<Option<T>, Stor
 fn scan_covers(ids: &[u64]) -> bool {
     let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else { return false };
     let span = last.saturating_sub(first).saturating_add(1);
-    ids.len() > 1 && ids.windows(2).all(|w| w[0] < w[1]) && span <= 2 * ids.len() as u64
+    ids.len() > 1
+        && ids.windows(2).all(|w| matches!(w, [a, b] if a < b))
+        && span <= 2 * ids.len() as u64
 }
 
 /// Reads that work inside read and write transactions.

@@ -310,7 +310,7 @@ mod tests {
         for cut in 1..bytes.len() {
             assert!(decode::<Variable>(&bytes[..cut]).is_err(), "cut at {cut}");
         }
-        let mut longer = bytes.clone();
+        let mut longer = bytes;
         longer.push(0);
         assert!(decode::<Variable>(&longer).is_err());
     }

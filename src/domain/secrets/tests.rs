@@ -200,7 +200,7 @@ fn moved_or_tampered_ciphertext_fails_to_open() {
     );
     let _ = env2;
     let raw = f.r(|tx, _| Ok(tx.get(VARIABLES, good)?.unwrap())).unwrap();
-    let bytes = raw.sealed.0.clone();
+    let bytes = raw.sealed.0;
     for i in [0, 12, bytes.len() - 1] {
         let mut bad = bytes.clone();
         bad[i] ^= 1;
@@ -450,7 +450,7 @@ fn data_key_rotation_reseals_values_and_resumes_after_an_interruption() {
     let opts = RekeyOptions { batch: 1, max_batches: Some(0) };
     rotate_org(&f.store, &master, 10, opts).unwrap();
     let new_master = SecretKey::generate().unwrap();
-    let (o, n) = (master.clone(), new_master.clone());
+    let (o, n) = (master, new_master.clone());
     f.store.write_blocking(move |tx| rotate::rotate_master_key(tx, &o, &n)).unwrap();
     let rotated = Vault::new(new_master.clone(), 3, 30);
     assert_eq!(f.store.read(|tx| variables::get(tx, &c, &rotated, var)).unwrap().value, "v2");

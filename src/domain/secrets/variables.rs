@@ -220,8 +220,8 @@ pub fn update(
         "value_updated": change.value.is_some(),
         "version": var.version,
     });
-    if old_key != var.key {
-        details["previous_key"] = json!(old_key);
+    if let (true, Some(fields)) = (old_key != var.key, details.as_object_mut()) {
+        fields.insert("previous_key".into(), json!(old_key));
     }
     audit::record(
         tx,
@@ -381,7 +381,7 @@ impl<'a> Viewer<'a> {
     ) -> Result<(), Error> {
         sink.total(ids.len() as u64)?;
         let from = offset.min(ids.len());
-        let page = &ids[from..from.saturating_add(limit).min(ids.len())];
+        let page = ids.get(from..from.saturating_add(limit).min(ids.len())).unwrap_or_default();
         tx.visit_many(VARIABLES, page, |_, stored| {
             VariableRef::with(stored, |var| self.with_row(tx, var, |row| sink.row(row)))??
         })

@@ -34,7 +34,7 @@ fn admin(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Out
 async fn create_user_and_reset_password_offline() {
     let mut server = TestServer::start().await;
     server.stop().await;
-    let dir = server.dir.clone();
+    let dir = std::sync::Arc::clone(&server.dir);
     let out = admin(
         dir.path(),
         &["create-user", "--email", "ops@example.com", "--staff", "--password-stdin"],
@@ -56,7 +56,7 @@ async fn create_user_and_reset_password_offline() {
     let out = admin(dir.path(), &["reset-password", "--email", "nobody@example.com"], "");
     assert!(!out.status.success());
 
-    let server = TestServer::start_in(dir.clone(), env_map(&[])).await;
+    let server = TestServer::start_in(std::sync::Arc::clone(&dir), env_map(&[])).await;
     let resp = server
         .client
         .post(server.url("/api/auth/login/"))

@@ -65,7 +65,7 @@ async fn authentication_cost_per_credential_kind() {
             )
         }),
     ];
-    let state = server.running.as_ref().unwrap().state.clone();
+    let state = std::sync::Arc::clone(&server.running.as_ref().unwrap().state);
     let ip = Some("127.0.0.1".parse().unwrap());
     println!("\nkind      warm µs/req  cold µs/req  HTTPS profile µs/req (keep-alive, sequential)");
     for (name, header) in &kinds {

@@ -244,7 +244,7 @@ async fn export_names_values_that_fail_to_open_in_a_header_and_leaves_them_out()
             .write(move |tx| -> Result<(), StoreError> {
                 let from = tx.get(VARIABLES, a)?.unwrap();
                 let mut to = tx.get(VARIABLES, b)?.unwrap();
-                to.sealed = from.sealed.clone();
+                to.sealed = from.sealed;
                 tx.put(VARIABLES, b, &to)
             })
             .await
