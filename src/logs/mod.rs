@@ -10,6 +10,7 @@ pub mod index;
 pub mod quota;
 pub mod record;
 pub mod refusals;
+pub mod reporter;
 pub mod retention;
 pub mod rollups;
 pub mod stats;

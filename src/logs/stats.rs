@@ -1,11 +1,29 @@
 //! Statistics from the roll-ups: overview, per service, per method, timeline. Each reads the
 //! buckets of the window (minute buckets for the partial first hour, hour buckets after), so its
 //! cost depends on the window and the number of series, not on how many records exist.
+//! The monitoring views that show them are staff only: [`LogService::staff_read`] is the one
+//! way in, and checks that before reading.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::rollups::{self, Agg, Series};
+use super::LogService;
+use crate::domain::{Error, Principal};
 use crate::store::{ReadTx, StoreError};
+
+impl LogService {
+    /// Runs a read of the roll-ups for `p`, off the async runtime, after checking that `p` is
+    /// staff through an unscoped credential (the monitoring views span every tenant).
+    pub async fn staff_read<T: Send + 'static>(
+        &self,
+        p: &Principal,
+        f: impl FnOnce(&ReadTx) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Error> {
+        p.require_staff()?;
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || store.read(f)).await.map_err(Error::from)??)
+    }
+}
 
 /// `hours` query values are clamped to this range.
 pub const MAX_HOURS: u64 = 720;

@@ -12,9 +12,10 @@ use serde_json::{Map, Value};
 
 use super::dto::{IngestItemError, IngestResponse};
 use crate::api::error::ApiResult;
-use crate::domain::{CredentialKind, Error, Principal};
+use crate::domain::{Error, Principal};
 use crate::logs::record::{known_or_owned, mask_path, STATUSES};
-use crate::logs::{IngestQuota, LogService, RequestLog};
+use crate::logs::reporter::Reporter;
+use crate::logs::{LogService, RequestLog};
 use crate::store::Store;
 
 /// Items per batch.
@@ -172,58 +173,13 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
     }
 }
 
-/// Who reports a batch: stamped on each of its records, and whose allowance it counts against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reporter {
-    pub user_id: u64,
-    /// The API key, when one reported (else a staff session).
-    pub key: Option<(u64, String)>,
-}
-
-impl Reporter {
-    fn quota(&self, per_day: u64) -> IngestQuota {
-        let subject = match &self.key {
-            Some((id, _)) => format!("key:{id}"),
-            None => format!("user:{}", self.user_id),
-        };
-        IngestQuota { subject, per_day }
-    }
-
-    fn stamp(&self, r: &mut RequestLog) {
-        r.ingested_by_user_id = Some(self.user_id);
-        if let Some((id, name)) = &self.key {
-            r.ingested_by_key_id = Some(*id);
-            r.ingested_by_key_name.clone_from(name);
-        }
-    }
-}
-
-/// Who may report calls: an active API key that staff enabled for ingest, or staff (a full,
-/// unscoped credential: `require_staff` decides).
-fn may_ingest(store: &Store, p: &Principal) -> Result<Reporter, Error> {
-    let key = match &p.credential {
-        CredentialKind::ApiKey { id, name } => Some((*id, name.clone())),
-        _ => None,
-    };
-    if let Some((id, _)) = &key {
-        let stored = store.read(|tx| crate::domain::api_keys::get(tx, *id))?;
-        if stored.is_some_and(|k| k.is_active && k.ingest) {
-            return Ok(Reporter { user_id: p.user_id, key });
-        }
-    }
-    if p.require_staff().is_ok() {
-        return Ok(Reporter { user_id: p.user_id, key });
-    }
-    Err(Error::forbidden("Staff, or an API key that staff enabled for ingest, is required."))
-}
-
 pub async fn ingest(
     logs: &LogService,
     store: &Store,
     p: &Principal,
     items: &[Value],
 ) -> ApiResult<IngestResponse> {
-    let reporter = may_ingest(store, p)?;
+    let reporter = Reporter::for_principal(store, p)?;
     if items.is_empty() {
         return Err(Error::invalid("requests", "This list may not be empty.").into());
     }

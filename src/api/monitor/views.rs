@@ -10,25 +10,13 @@ use super::dto::{
     ServicesResponse, TimelinePoint, TimelineResponse,
 };
 use super::params::MonitorParams;
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::ApiResult;
 use crate::api::paging::{Page, PageRequest};
 use crate::clock::{rfc3339_from_unix, unix_now};
-use crate::domain::{Error, Principal};
+use crate::domain::Principal;
 use crate::logs::rollups::window_start;
 use crate::logs::stats::{self, Row};
 use crate::services::Services;
-
-/// Runs a read of the roll-ups off the async runtime.
-async fn read_stats<T: Send + 'static>(
-    state: &Arc<Services>,
-    f: impl FnOnce(&crate::store::ReadTx) -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> ApiResult<T> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || store.read(f))
-        .await
-        .map_err(Error::from)?
-        .map_err(ApiError::from)
-}
 
 pub async fn list(
     state: &Arc<Services>,
@@ -44,9 +32,8 @@ pub async fn list(
 }
 
 pub async fn health(state: &Arc<Services>, p: &Principal) -> ApiResult<MonitorHealth> {
-    p.require_staff()?;
     let from = window_start(unix_now(), 24);
-    let services = read_stats(state, move |tx| stats::service_names(tx, from)).await?;
+    let services = state.logs.staff_read(p, move |tx| stats::service_names(tx, from)).await?;
     let addr = state.config.listen_addr().ok();
     let healthy = state.store.healthy();
     Ok(MonitorHealth {
@@ -66,10 +53,9 @@ pub async fn overview(
     p: &Principal,
     params: &MonitorParams,
 ) -> ApiResult<OverviewStats> {
-    p.require_staff()?;
     let hours = params.hours();
     let from = window_start(unix_now(), hours);
-    let o = read_stats(state, move |tx| stats::overview(tx, from)).await?;
+    let o = state.logs.staff_read(p, move |tx| stats::overview(tx, from)).await?;
     Ok(OverviewStats::new(&o.agg, o.services, o.active_api_keys, hours))
 }
 
@@ -126,10 +112,9 @@ pub async fn services(
     p: &Principal,
     params: &MonitorParams,
 ) -> ApiResult<ServicesResponse> {
-    p.require_staff()?;
     let hours = params.hours();
     let from = window_start(unix_now(), hours);
-    let rows = read_stats(state, move |tx| stats::services(tx, from)).await?;
+    let rows = state.logs.staff_read(p, move |tx| stats::services(tx, from)).await?;
     let services: Vec<ServiceStats> = rows.into_iter().map(service_stats).collect();
     Ok(ServicesResponse { total_services: services.len() as u64, services, period_hours: hours })
 }
@@ -139,11 +124,11 @@ pub async fn methods(
     p: &Principal,
     params: &MonitorParams,
 ) -> ApiResult<MethodsResponse> {
-    p.require_staff()?;
     let hours = params.hours();
     let from = window_start(unix_now(), hours);
     let service = params.service.clone();
-    let rows = read_stats(state, move |tx| stats::methods(tx, from, service.as_deref())).await?;
+    let rows =
+        state.logs.staff_read(p, move |tx| stats::methods(tx, from, service.as_deref())).await?;
     let methods: Vec<MethodStats> = rows.into_iter().map(method_stats).collect();
     Ok(MethodsResponse { total_methods: methods.len() as u64, methods, period_hours: hours })
 }
@@ -153,12 +138,11 @@ pub async fn timeline(
     p: &Principal,
     params: &MonitorParams,
 ) -> ApiResult<TimelineResponse> {
-    p.require_staff()?;
     let hours = params.hours();
     // As django-cfg: days when asked for, or when the window is longer than two days.
     let day = params.interval.as_deref() == Some("day") || hours > 48;
     let from = window_start(unix_now(), hours);
-    let points = read_stats(state, move |tx| stats::timeline(tx, from, day)).await?;
+    let points = state.logs.staff_read(p, move |tx| stats::timeline(tx, from, day)).await?;
     let timeline = points
         .into_iter()
         .map(|(ts, a)| TimelinePoint {
