@@ -39,6 +39,40 @@ mod tests {
         }
     }
 
+    /// Every table declared anywhere in the sources (through `RecordTable::new` and its kin,
+    /// outside test files) is in the registry: a table whose area forgot its `TABLES` line
+    /// fails here, before anything writes it.
+    #[test]
+    fn every_declared_table_is_registered() {
+        let registered: BTreeSet<&str> = all_tables().map(|t| t.name).collect();
+        let mut missing = Vec::new();
+        let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if !name.ends_with(".rs") || name == "tests.rs" || name.ends_with("_tests.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for shape in ["RecordTable::new(\"", "IndexTable::new(\"", "LookupTable::new(\""] {
+                    for (at, _) in text.match_indices(shape) {
+                        let rest = &text[at + shape.len()..];
+                        let table = &rest[..rest.find('"').unwrap()];
+                        if !registered.contains(table) {
+                            missing.push(format!("{}: {table}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "tables missing from the registry:\n{}", missing.join("\n"));
+    }
+
     #[test]
     fn migrations_are_ordered_and_contiguous() {
         for (i, m) in MIGRATIONS.iter().enumerate() {
