@@ -16,7 +16,7 @@ use crate::api::catalog::{ApiCatalog, Operation};
 pub fn tag_label(tag: &str) -> String {
     let mut out = String::new();
     for (i, c) in tag.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
+        if c.is_ascii_uppercase() && i > 0 && !out.ends_with('_') {
             out.push('_');
         }
         if c.is_ascii_alphanumeric() {
@@ -337,6 +337,55 @@ mod tests {
         assert_eq!(pascal("grpc_proto_files_list"), "GrpcProtoFilesList");
         assert_eq!(ident("Page<Project>", "M"), "Page_Project_");
         assert_eq!(ident("9x", "f_"), "f_9x");
+    }
+
+    #[test]
+    fn shapes_without_a_proto_twin_still_compile() {
+        let doc = r##"{"paths": {"/x/{id}": {"post": {"operationId": "x_do", "tags": ["Odd Tag"],
+            "parameters": [{"name": "id", "in": "path", "required": true,
+                            "schema": {"type": "integer", "format": "int32"}},
+                           {"name": "9-lives", "in": "query", "schema": {"type": "number"}}],
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object",
+                "properties": {
+                    "grid": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+                    "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "free": {"type": "object"},
+                    "either": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                    "inner": {"type": "object", "properties": {"deep": {"type": "object",
+                        "properties": {"v": {"type": "boolean"}}}}},
+                    "kind": {"allOf": [{"$ref": "#/components/schemas/Kind"}]},
+                    "node": {"$ref": "#/components/schemas/Node<T>"}}}}}},
+            "responses": {"200": {"content": {"application/json": {"schema": {"type": "array",
+                "items": {"$ref": "#/components/schemas/Node<T>"}}}}}}}}},
+            "components": {"schemas": {
+                "Kind": {"type": "string", "enum": ["a", "b"]},
+                "Node<T>": {"type": "object", "properties": {
+                    "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node<T>"}},
+                    "by_name": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Node<T>"}}}}}}}"##;
+        let catalog = ApiCatalog::from_document(doc);
+        let files = generate_all(&catalog);
+        let (tag, text) = files.get("odd_tag").unwrap();
+        assert_eq!(tag, "Odd Tag");
+        let s = crate::domain::protos::summarize("odd_tag.proto", text)
+            .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        // XDoRequest (+ Body, Inner, Deep), XDoResponse, Node_T_.
+        assert_eq!(s.messages_count, 6, "{text}");
+        for line in [
+            "int32 id = 1;",
+            "optional double f_9_lives = 2;",
+            "repeated string grid = ",
+            "map<string, string> tags = ",
+            "string free = ",
+            "string either = ",
+            "optional bool v = 1;",
+            "optional string kind = ",
+            "Node_T_ node = ",
+            "map<string, Node_T_> by_name = ",
+            "repeated Node_T_ result = 1;",
+            "service OddTagService {",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
     }
 
     #[test]
