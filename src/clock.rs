@@ -17,6 +17,14 @@ pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Seconds since the Unix epoch with the fraction (proto files show times as django-cfg's
+/// `os.stat` floats).
+pub fn unix_now_f64() -> f64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    // f64 keeps microseconds for the next few centuries; the seconds are exact.
+    nanos as f64 / 1e9
+}
+
 /// Formats epoch seconds as RFC 3339 UTC (`2025-08-30T10:30:00Z`).
 ///
 /// Every listed object carries two timestamps, and `time`'s general formatter cost ~2 000

@@ -70,7 +70,30 @@ pub struct Operation {
     pub protected: bool,
     /// The schema of a JSON request body, if the operation takes one.
     pub body_schema: Option<Value>,
+    /// The request body in its first content type, whatever that is (proto generation).
+    pub request_body: Option<Content>,
+    /// Path and query parameters, in document order.
+    pub parameters: Vec<Parameter>,
+    /// The first 2xx response's content (`None` for an empty body such as a 204).
+    pub success: Option<Content>,
     segments: Vec<Segment>,
+}
+
+/// A body of a request or response: its content type and schema.
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub content_type: String,
+    pub schema: Value,
+}
+
+/// A path or query parameter.
+#[derive(Debug, Clone)]
+pub struct Parameter {
+    pub name: String,
+    /// `path` or `query`.
+    pub location: String,
+    pub required: bool,
+    pub schema: Value,
 }
 
 impl Operation {
@@ -96,8 +119,13 @@ pub const API_KEYS_ALIAS: AliasPrefix =
 pub const MONITOR_ALIAS: AliasPrefix =
     AliasPrefix { from: "/cfg/grpc/monitor", to: "/api/grpc/monitor" };
 
+/// The proto-file registry. django-cfg documents it only under `/cfg/grpc/proto-files/`; the
+/// document names it `/api/grpc/proto-files/` like the other django-cfg routes.
+pub const PROTO_FILES_ALIAS: AliasPrefix =
+    AliasPrefix { from: "/cfg/grpc/proto-files", to: "/api/grpc/proto-files" };
+
 /// Every alias prefix the app serves.
-pub const ALIASES: [AliasPrefix; 2] = [API_KEYS_ALIAS, MONITOR_ALIAS];
+pub const ALIASES: [AliasPrefix; 3] = [API_KEYS_ALIAS, MONITOR_ALIAS, PROTO_FILES_ALIAS];
 
 /// Every operation of the document, and the lookups the layers need.
 #[derive(Debug, Default)]
@@ -248,7 +276,37 @@ fn operation(method: String, path: &str, op: &Value) -> Operation {
         .and_then(|content| content.iter().find(|(ct, _)| ct.contains("json")))
         .and_then(|(_, media)| media.get("schema"))
         .cloned();
+    let first_content = |at: Option<&Value>| {
+        let content = at?.get("content")?.as_object()?;
+        let (ct, media) = content.iter().next()?;
+        let schema = media.get("schema").cloned().unwrap_or(Value::Null);
+        Some(Content { content_type: ct.clone(), schema })
+    };
+    let success = op
+        .get("responses")
+        .and_then(Value::as_object)
+        .and_then(|r| r.iter().find(|(status, _)| status.starts_with('2')))
+        .and_then(|(_, resp)| first_content(Some(resp)));
+    let parameters = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let location = p.get("in").and_then(Value::as_str)?;
+            Some(Parameter {
+                name: p.get("name").and_then(Value::as_str)?.to_string(),
+                location: location.to_string(),
+                required: p.get("required").and_then(Value::as_bool).unwrap_or(false),
+                schema: p.get("schema").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .filter(|p| p.location == "path" || p.location == "query")
+        .collect();
     Operation {
+        request_body: first_content(op.get("requestBody")),
+        parameters,
+        success,
         service_name: tag.as_deref().map(ApiTags::service_name),
         segments: segments(path).map(Segment::parse).collect(),
         method,

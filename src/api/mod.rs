@@ -19,6 +19,7 @@ pub mod organizations;
 pub mod paging;
 pub mod pats;
 pub mod projects;
+pub mod protos;
 pub mod request_id;
 pub mod request_log;
 pub mod secrets_support;
@@ -40,7 +41,7 @@ use poem::{get, handler, Endpoint, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::OpenApiService;
 
 use crate::services::Services;
-use catalog::{AliasPrefix, ApiCatalog, API_KEYS_ALIAS, MONITOR_ALIAS};
+use catalog::{AliasPrefix, ApiCatalog, API_KEYS_ALIAS, MONITOR_ALIAS, PROTO_FILES_ALIAS};
 use middleware::{BodyLimit, Edge, EdgeSettings};
 
 /// Every API of the document, and the only list of them: each API struct derives `Default`, so
@@ -48,8 +49,12 @@ use middleware::{BodyLimit, Edge, EdgeSettings};
 /// `#[OpenApi]` names an `ApiTags` variant) plus one entry here; the catalog reads its
 /// operations, tag (`service_name`) and security out of the document. Nested tuples:
 /// poem-openapi implements `OpenApi` for tuples of limited length only.
-pub type Apis =
-    (health::HealthApi, IdentityApis, SecretsApis, (monitor::MonitorApi, audit_logs::AuditLogsApi));
+pub type Apis = (
+    health::HealthApi,
+    IdentityApis,
+    SecretsApis,
+    (monitor::MonitorApi, audit_logs::AuditLogsApi, protos::ProtoFilesApi),
+);
 
 /// The identity area's APIs.
 pub type IdentityApis = (
@@ -161,6 +166,10 @@ pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
         .nest_no_strip(
             API_KEYS_ALIAS.from,
             Alias { prefix: API_KEYS_ALIAS, inner: Arc::clone(&api) },
+        )
+        .nest_no_strip(
+            PROTO_FILES_ALIAS.from,
+            Alias { prefix: PROTO_FILES_ALIAS, inner: Arc::clone(&api) },
         )
         .nest(MONITOR_ALIAS.from, monitor::alias::routes(catalog))
         .nest("/", api);

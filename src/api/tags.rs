@@ -24,6 +24,8 @@ pub enum ApiTags {
     AuditLogs,
     /// Request monitoring (django-cfg's gRPC monitor).
     Monitoring,
+    /// The proto-file registry (django-cfg's gRPC proto files).
+    ProtoFiles,
     /// Appliance administration by staff (accounts).
     Admin,
 }

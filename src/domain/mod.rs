@@ -12,6 +12,7 @@ pub mod effects;
 mod error;
 pub mod orgs;
 pub mod pats;
+pub mod protos;
 pub mod records;
 pub mod secrets;
 pub mod sessions;

@@ -13,6 +13,7 @@ pub const TABLES: &[&[TableInfo]] = &[
     crate::domain::credentials::tables::TABLES,
     crate::domain::secrets::tables::TABLES,
     crate::domain::audit::tables::TABLES,
+    crate::domain::protos::tables::TABLES,
     crate::logs::tables::TABLES,
 ];
 
