@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod import_export;
 pub mod json_out;
+pub mod metrics;
 pub mod middleware;
 pub mod monitor;
 pub mod organizations;
@@ -48,8 +49,13 @@ use middleware::{BodyLimit, Edge, EdgeSettings};
 /// `#[OpenApi]` names an `ApiTags` variant) plus one entry here; the catalog reads its
 /// operations, tag (`service_name`) and security out of the document. Nested tuples:
 /// poem-openapi implements `OpenApi` for tuples of limited length only.
-pub type Apis =
-    (health::HealthApi, IdentityApis, SecretsApis, (monitor::MonitorApi, audit_logs::AuditLogsApi));
+pub type Apis = (
+    health::HealthApi,
+    IdentityApis,
+    SecretsApis,
+    (monitor::MonitorApi, audit_logs::AuditLogsApi),
+    metrics::MetricsApi,
+);
 
 /// The identity area's APIs.
 pub type IdentityApis = (
@@ -175,6 +181,7 @@ pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
     // authentication and rate limiting, so refused requests are logged too.
     let mut log_settings = request_log::RequestLogSettings::new(catalog, settings.request_timeout);
     log_settings.enabled = state.config.logs.request_log_enabled;
+    log_settings.metrics = Some(Arc::clone(&state.metrics));
     let log_settings = Arc::new(log_settings);
     let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
     Edge::new(logged, settings)

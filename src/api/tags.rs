@@ -24,6 +24,8 @@ pub enum ApiTags {
     AuditLogs,
     /// Request monitoring (django-cfg's gRPC monitor).
     Monitoring,
+    /// Prometheus metrics per organization and global (ShellUI).
+    Metrics,
     /// Appliance administration by staff (accounts).
     Admin,
 }

@@ -15,5 +15,6 @@ mod foundation_more;
 mod hardening;
 mod identity;
 mod logs;
+mod metrics;
 mod secrets;
 mod storage;
