@@ -16,5 +16,6 @@ mod hardening;
 mod identity;
 mod logs;
 mod metrics;
+mod metrics_scrapers;
 mod secrets;
 mod storage;

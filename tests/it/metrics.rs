@@ -7,15 +7,15 @@ use serde_json::{json, Value};
 
 use crate::harness::{assert_error, auth, login_admin, register, TestServer, TestUser};
 
-const ORG: &str = "/api/v1/metrics";
-const ALL: &str = "/api/v1/metrics/all";
+pub(crate) const ORG: &str = "/api/v1/metrics";
+pub(crate) const ALL: &str = "/api/v1/metrics/all";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-async fn get(server: &TestServer, path: &str, authorization: &str) -> reqwest::Response {
+pub(crate) async fn get(server: &TestServer, path: &str, authorization: &str) -> reqwest::Response {
     server.client.get(server.url(path)).header("authorization", authorization).send().await.unwrap()
 }
 
-async fn post(server: &TestServer, path: &str, u: &TestUser, body: Value) -> Value {
+pub(crate) async fn post(server: &TestServer, path: &str, u: &TestUser, body: Value) -> Value {
     let resp = server
         .client
         .post(server.url(path))
@@ -29,7 +29,7 @@ async fn post(server: &TestServer, path: &str, u: &TestUser, body: Value) -> Val
 }
 
 /// A session JWT speaking for `company`.
-async fn jwt(server: &TestServer, u: &TestUser, company: u64) -> String {
+pub(crate) async fn jwt(server: &TestServer, u: &TestUser, company: u64) -> String {
     let body = json!({"email": u.email, "password": u.password, "company_id": company});
     let resp = server.client.post(server.url("/api/auth/login/")).json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 200, "login with company_id");
@@ -38,12 +38,12 @@ async fn jwt(server: &TestServer, u: &TestUser, company: u64) -> String {
 }
 
 /// A PAT of `u` (`body` adds read_only, access_global_metrics, company_id).
-async fn pat(server: &TestServer, u: &TestUser, body: Value) -> String {
+pub(crate) async fn pat(server: &TestServer, u: &TestUser, body: Value) -> String {
     let created = post(server, "/api/v1/personal-access-tokens", u, body).await;
     format!("Bearer {}", created["access_token"].as_str().unwrap())
 }
 
-async fn scrape(server: &TestServer, path: &str, authorization: &str) -> String {
+pub(crate) async fn scrape(server: &TestServer, path: &str, authorization: &str) -> String {
     let resp = get(server, path, authorization).await;
     assert_eq!(resp.status(), 200, "scrape {path}");
     let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
@@ -52,7 +52,7 @@ async fn scrape(server: &TestServer, path: &str, authorization: &str) -> String 
 }
 
 /// The value of the sample line starting with `series` (`name{labels}`), if any.
-fn value(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn value(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
