@@ -125,8 +125,8 @@ pub struct LogsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub enabled: bool,
-    /// Distinct operation (service/method) and audit-action names kept per organization; the
-    /// rest are counted under `other`, so ingested names cannot grow the series without bound.
+    /// Request series (service, method, status) and audit actions kept per organization; the
+    /// rest are counted under `other`, so reported names cannot grow the series without bound.
     pub max_series: u64,
 }
 
@@ -235,7 +235,7 @@ impl Default for LogsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true, max_series: 500 }
+        Self { enabled: true, max_series: 1000 }
     }
 }
 

@@ -8,10 +8,10 @@
 //! counter, gauge or histogram clone shares the value), so an organization's scrape walks only
 //! its own series and never sees another's, and neither view's cost grows with request volume.
 //!
-//! Cardinality is bounded: operations come from the API catalog (static names), HTTP statuses
-//! are a small set, and every other name (ingested service/method names, audit actions) is
-//! capped at `metrics.max_series` distinct names per organization; the rest are counted under
-//! `other`.
+//! Cardinality is bounded: operations come from the API catalog (static names) and Gatehouse's
+//! own statuses are a small set, but reported (ingested) service/method names and statuses are
+//! not, so each organization keeps at most `metrics.max_series` request series (service,
+//! method, status) and as many audit actions; the rest are counted under `other` (status `0`).
 
 mod org;
 pub mod system;
@@ -177,8 +177,8 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// The families and the process/storage collector; `max_series` caps the distinct names
-    /// (operations, actions) per organization.
+    /// The families and the process/storage collector; `max_series` caps the request series
+    /// and the audit actions per organization.
     pub fn new(max_series: usize, probe: Arc<dyn SystemProbe>) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let durations: Histograms<ServiceLabels> = Family::new_with_constructor(histogram);
@@ -225,7 +225,7 @@ impl Metrics {
         Arc::clone(series)
     }
 
-    /// Counts one answered request. `service`/`method` are capped per organization.
+    /// Counts one answered request (series past the organization's cap count as `other`).
     pub fn record_request(
         &self,
         org: Option<u64>,
@@ -235,12 +235,12 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let series = self.org(org);
-        let (service, method) = series.admit_operation(service, method);
-        series.request_counter(&self.requests, &service, &method, status).inc();
-        series.duration_histogram(&self.durations, &service).observe(elapsed.as_secs_f64());
         if status == 429 {
             series.rate_limited().inc();
         }
+        let (service, method, status) = series.admit_operation(service, method, status);
+        series.request_counter(&self.requests, &service, &method, status).inc();
+        series.duration_histogram(&self.durations, &service).observe(elapsed.as_secs_f64());
     }
 
     /// Moves the count of `kind` in `org` by `delta` (a committed create or delete).

@@ -24,8 +24,9 @@ use super::{
 pub struct OrgSeries {
     org: Org,
     max_series: usize,
-    /// Distinct `(service, method)` pairs admitted so far (at most `max_series`).
-    operations: Mutex<HashSet<(Name, Name)>>,
+    /// Distinct `(service, method, status)` request series admitted so far (at most
+    /// `max_series`): capping the triple, not the pair, also bounds reported statuses.
+    operations: Mutex<HashSet<(Name, Name, u16)>>,
     requests: Mutex<HashMap<(Name, Name, u16), Counter>>,
     durations: Mutex<HashMap<Name, Histogram>>,
     audit: Mutex<HashMap<Name, Counter>>,
@@ -47,10 +48,15 @@ impl OrgSeries {
         }
     }
 
-    /// The pair itself if already admitted or if there is room, else `(other, other)`.
-    pub(super) fn admit_operation(&self, service: Name, method: Name) -> (Name, Name) {
+    /// The series itself if already admitted or if there is room, else `(other, other, 0)`.
+    pub(super) fn admit_operation(
+        &self,
+        service: Name,
+        method: Name,
+        status: u16,
+    ) -> (Name, Name, u16) {
         let mut ops = self.operations.lock();
-        let key = (service, method);
+        let key = (service, method, status);
         if ops.contains(&key) {
             return key;
         }
@@ -58,7 +64,7 @@ impl OrgSeries {
             ops.insert(key.clone());
             return key;
         }
-        (Name::Borrowed(OTHER), Name::Borrowed(OTHER))
+        (Name::Borrowed(OTHER), Name::Borrowed(OTHER), 0)
     }
 
     pub(super) fn request_counter(
