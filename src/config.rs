@@ -125,6 +125,9 @@ pub struct LogsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub enabled: bool,
+    /// Request series (service, method, status) and audit actions kept per organization; the
+    /// rest are counted under `other`, so reported names cannot grow the series without bound.
+    pub max_series: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -232,7 +235,7 @@ impl Default for LogsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self { enabled: true, max_series: 1000 }
     }
 }
 
@@ -363,6 +366,8 @@ impl Config {
         at_least("deployments.queue_capacity", self.deployments.queue_capacity, 1)?;
         at_least("deployments.max_run_seconds", self.deployments.max_run_seconds, 1)?;
         at_least("backup.keep", self.backup.keep, 1)?;
+        at_least("metrics.max_series", self.metrics.max_series, 1)?;
+        at_most("metrics.max_series", self.metrics.max_series, 100_000)?;
         Ok(())
     }
 

@@ -20,23 +20,30 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &["clock", "config", "crypto", "store"]),
     ("auth", &["clock", "config", "crypto", "domain", "store"]),
     ("logs", &["clock", "config", "crypto", "domain", "store", "workers"]),
+    ("metrics", &["clock", "config", "domain"]),
     (
         "services",
-        &["auth", "clock", "config", "crypto", "domain", "logs", "store", "tls", "workers"],
+        &[
+            "auth", "clock", "config", "crypto", "domain", "logs", "metrics", "store", "tls",
+            "workers",
+        ],
     ),
-    ("api", &["auth", "clock", "config", "crypto", "domain", "logs", "services", "store"]),
+    (
+        "api",
+        &["auth", "clock", "config", "crypto", "domain", "logs", "metrics", "services", "store"],
+    ),
     (
         "app",
         &[
-            "api", "auth", "clock", "config", "crypto", "domain", "logs", "services", "store",
-            "tls", "workers",
+            "api", "auth", "clock", "config", "crypto", "domain", "logs", "metrics", "services",
+            "store", "tls", "workers",
         ],
     ),
     (
         "cli",
         &[
             "api", "app", "auth", "clock", "config", "crypto", "domain", "logging", "logs",
-            "services", "store", "tls", "workers",
+            "metrics", "services", "store", "tls", "workers",
         ],
     ),
 ];

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod domain;
 pub mod logging;
 pub mod logs;
+pub mod metrics;
 pub mod services;
 pub mod store;
 pub mod tls;

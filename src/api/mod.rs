@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod import_export;
 pub mod json_out;
+pub mod metrics;
 pub mod middleware;
 pub mod monitor;
 pub mod organizations;
@@ -54,6 +55,7 @@ pub type Apis = (
     IdentityApis,
     SecretsApis,
     (monitor::MonitorApi, audit_logs::AuditLogsApi, protos::ProtoFilesApi),
+    metrics::MetricsApi,
 );
 
 /// The identity area's APIs.
@@ -184,6 +186,7 @@ pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
     // authentication and rate limiting, so refused requests are logged too.
     let mut log_settings = request_log::RequestLogSettings::new(catalog, settings.request_timeout);
     log_settings.enabled = state.config.logs.request_log_enabled;
+    log_settings.metrics = Some(Arc::clone(&state.metrics));
     let log_settings = Arc::new(log_settings);
     let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
     Edge::new(logged, settings)

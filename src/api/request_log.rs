@@ -7,6 +7,12 @@
 //! credentials, unknown routes, rate limits) are counted per client, route, status and minute
 //! into one record each (see `logs::refusals`), so unauthenticated traffic cannot turn into
 //! one stored row per request.
+//!
+//! It also feeds the metrics (`Metrics::record_request`), whether or not the request log is
+//! enabled. A request's organization is the credential's: an org-scoped API key's
+//! organization, else the JWT's or PAT's `company_id`, else the caller's only membership;
+//! anything else (anonymous, or a caller in several organizations without a `company_id`) is
+//! counted under `organization="none"`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -22,6 +28,7 @@ use crate::api::middleware::RequestContext;
 use crate::domain::{CredentialKind, Principal};
 use crate::logs::record::{grpc_code_for_http, known_or_owned, mask_path, status_for_http, Text};
 use crate::logs::{LogService, RequestLog};
+use crate::metrics::Metrics;
 
 /// Error bodies larger than this are not read for `error_message`.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -33,18 +40,41 @@ pub struct RequestLogSettings {
     /// operation's `service_name`, borrowed for the life of the process.
     pub catalog: &'static ApiCatalog,
     pub request_timeout: Duration,
-    /// `logs.request_log_enabled`: when false the layer only passes requests through.
+    /// `logs.request_log_enabled`: when false the layer only passes requests through (and
+    /// counts them in the metrics).
     pub enabled: bool,
+    /// Where requests are counted (`None` in unit tests of the layer).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl RequestLogSettings {
     pub fn new(catalog: &'static ApiCatalog, request_timeout: Duration) -> Self {
-        Self { catalog, request_timeout, enabled: true }
+        Self { catalog, request_timeout, enabled: true, metrics: None }
     }
 
     /// The operation a method and path would reach.
     fn operation_for(&self, method: &str, path: &str) -> Option<&'static str> {
         self.catalog.match_route(method, path)?.operation_id.as_deref()
+    }
+
+    /// Counts one answered request in the metrics.
+    fn count(&self, p: Option<&Principal>, rec: &RequestLog, status: u16, elapsed: Duration) {
+        let Some(metrics) = &self.metrics else { return };
+        let org = p.and_then(organization_of);
+        let (service, method) = (rec.service_name.clone(), rec.method_name.clone());
+        metrics.record_request(org, service, method, status, elapsed);
+    }
+}
+
+/// The organization a request is counted under (see the module doc).
+pub(crate) fn organization_of(p: &Principal) -> Option<u64> {
+    if let Some(org) = p.org_scope.or(p.company_id) {
+        return Some(org);
+    }
+    let mut orgs = p.memberships.keys();
+    match (orgs.next(), orgs.next()) {
+        (Some(only), None) => Some(*only),
+        _ => None,
     }
 }
 
@@ -71,6 +101,7 @@ impl<E> RequestLogLayer<E> {
 struct Guard<'a> {
     rec: Option<RequestLog>,
     logs: &'a LogService,
+    settings: &'a RequestLogSettings,
     started: Instant,
     timeout: Duration,
 }
@@ -96,6 +127,7 @@ impl Drop for Guard<'_> {
         }
         .to_string();
         rec.duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.settings.count(None, &rec, http, elapsed);
         self.logs.log_now(rec);
     }
 }
@@ -122,10 +154,7 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         if !self.settings.enabled {
-            return Ok(match self.inner.call(req).await {
-                Ok(out) => out.into_response(),
-                Err(err) => convert_poem_error(err),
-            });
+            return Ok(self.pass_through(req).await);
         }
         let ctx = req.extensions().get::<RequestContext>();
         let started = ctx.map_or_else(Instant::now, |c| c.started);
@@ -143,6 +172,7 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
         let mut guard = Guard {
             rec: Some(rec),
             logs: &self.logs,
+            settings: &self.settings,
             started,
             timeout: self.settings.request_timeout,
         };
@@ -173,6 +203,34 @@ impl<E: Endpoint> Endpoint for RequestLogLayer<E> {
     }
 }
 
+impl<E: Endpoint> RequestLogLayer<E> {
+    /// The layer with the request log off: only the metrics count the request.
+    async fn pass_through(&self, req: Request) -> Response {
+        let started =
+            req.extensions().get::<RequestContext>().map_or_else(Instant::now, |c| c.started);
+        let method = method_text(req.method());
+        let raw_path = req.uri().path().to_string();
+        let resp = match self.inner.call(req).await {
+            Ok(out) => out.into_response(),
+            Err(err) => convert_poem_error(err),
+        };
+        let status = resp.status().as_u16();
+        let op = resp
+            .data::<OperationId>()
+            .map(|op| op.0)
+            .or_else(|| self.settings.operation_for(&method, &raw_path));
+        let rec = RequestLog {
+            method_name: op.map_or_else(|| http_names(&raw_path, status).into(), Cow::Borrowed),
+            service_name: op
+                .and_then(|op| self.settings.catalog.service_name_of(op))
+                .map_or(Cow::Borrowed("gatehouse.Http"), Cow::Borrowed),
+            ..RequestLog::default()
+        };
+        self.settings.count(resp.data::<Principal>(), &rec, status, started.elapsed());
+        resp
+    }
+}
+
 impl<E> RequestLogLayer<E> {
     async fn fill(&self, rec: &mut RequestLog, resp: &mut Response, started: Instant) {
         let status = resp.status().as_u16();
@@ -199,7 +257,9 @@ impl<E> RequestLogLayer<E> {
         if status >= 400 {
             rec.error_message = error_message(resp).await;
         }
-        rec.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        rec.duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.settings.count(resp.data::<Principal>(), rec, status, elapsed);
     }
 }
 

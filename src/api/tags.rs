@@ -26,6 +26,8 @@ pub enum ApiTags {
     Monitoring,
     /// The proto-file registry (django-cfg's gRPC proto files).
     ProtoFiles,
+    /// Prometheus metrics per organization and global (ShellUI).
+    Metrics,
     /// Appliance administration by staff (accounts).
     Admin,
 }

@@ -38,9 +38,11 @@ impl CertManager {
         if !cfg.cert_file.is_empty() {
             let (chain, key) = read_supplied(&cfg.cert_file, &cfg.key_file)?;
             let server = tls::server_config(&chain, &key).map_err(tls_err)?;
+            note_expiry(state, &chain);
             return Ok(Self { swap: CertSwap::new(server), ca_pem: chain, own: None });
         }
         let (ca, leaf) = load_or_create(state).await?;
+        note_expiry(state, &leaf.cert_pem);
         let server =
             tls::server_config(&format!("{}{}", leaf.cert_pem, ca.cert_pem), &leaf.key_pem)
                 .map_err(tls_err)?;
@@ -112,6 +114,7 @@ impl CertManager {
             tls::server_config(&format!("{}{}", leaf.cert_pem, ca.cert_pem), &leaf.key_pem)
                 .map_err(tls_err)?;
         self.swap.set(server);
+        note_expiry(state, &leaf.cert_pem);
         tracing::info!(not_after = %leaf.not_after, "server certificate renewed");
         own.lock().leaf = leaf;
         Ok(())
@@ -132,11 +135,13 @@ impl CertManager {
                 return;
             }
             let cfg = &state.config.tls;
-            let result = read_supplied(&cfg.cert_file, &cfg.key_file)
-                .and_then(|(chain, key)| tls::server_config(&chain, &key).map_err(tls_err));
+            let result = read_supplied(&cfg.cert_file, &cfg.key_file).and_then(|(chain, key)| {
+                Ok((tls::server_config(&chain, &key).map_err(tls_err)?, chain))
+            });
             match result {
-                Ok(server) => {
+                Ok((server, chain)) => {
                     self.swap.set(server);
+                    note_expiry(state, &chain);
                     tracing::info!("certificate reloaded");
                 }
                 Err(e) => {
@@ -144,6 +149,14 @@ impl CertManager {
                 }
             }
         }
+    }
+}
+
+/// Publishes the serving certificate's `notAfter` to the metrics (`/api/v1/metrics/all`).
+fn note_expiry(state: &Services, cert_pem: &str) {
+    if let Ok((_, not_after)) = tls::leaf_validity(cert_pem) {
+        let at = not_after.unix_timestamp();
+        state.metrics.tls.certificate_expiry.store(at, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

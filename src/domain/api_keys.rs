@@ -11,7 +11,7 @@ use crate::domain::credentials::tables::{
     API_KEYS, API_KEYS_BY_DIGEST, ORG_API_KEYS, USER_API_KEYS,
 };
 use crate::domain::credentials::{ApiKey, ApiKeyVersion};
-use crate::domain::effects::Effect;
+use crate::domain::effects::{self, Counted, Effect};
 use crate::domain::{CredentialKind, Error, Principal};
 use crate::store::{Reader, WriteTx, Writer as _};
 
@@ -162,6 +162,7 @@ pub fn create(
     tx.link(USER_API_KEYS, p.user_id, id)?;
     if let Some(org) = key.organization {
         tx.link(ORG_API_KEYS, org, id)?;
+        effects::count(tx, org, Counted::ApiKeys, 1);
     }
     audit::record(
         tx,
@@ -265,6 +266,9 @@ pub fn revoke(tx: &WriteTx, p: &Principal, actor: &Actor, id: u64) -> Result<Api
     let mut key = get_for_change(tx, p, id, "revoke other API keys")?;
     let now = unix_now();
     release_versions(tx, &key, false, now)?;
+    if let (true, Some(org)) = (key.is_active, key.organization) {
+        effects::count(tx, org, Counted::ApiKeys, -1);
+    }
     key.is_active = false;
     key.updated_at = now;
     tx.put(API_KEYS, id, &key)?;
@@ -414,6 +418,9 @@ pub fn delete_for_org(tx: &WriteTx, org: u64) -> Result<u64, Error> {
             release_versions(tx, &key, false, 0)?;
             tx.unlink(USER_API_KEYS, key.user_id, id)?;
             tx.remove(API_KEYS, id)?;
+            if key.is_active {
+                effects::count(tx, org, Counted::ApiKeys, -1);
+            }
             n += 1;
         }
         tx.unlink(ORG_API_KEYS, org, id)?;

@@ -89,6 +89,10 @@ pub fn record(tx: &WriteTx, event: AuditEvent<'_>) -> Result<u64, Error> {
         timestamp: crate::clock::unix_now(),
     };
     tx.put(AUDIT, id, &rec)?;
+    tx.on_commit(crate::domain::effects::Effect::Audited {
+        org: rec.organization_id,
+        action: rec.action.clone(),
+    });
     if let Some(org) = rec.organization_id {
         tx.link(AUDIT_BY_ORG, org, id)?;
     }

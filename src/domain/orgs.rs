@@ -9,7 +9,7 @@ use crate::clock::unix_now;
 use crate::domain::accounts::tables::{USERS, USERS_BY_EMAIL};
 use crate::domain::accounts::{self, membership_key};
 use crate::domain::audit::{self, Actor, AuditEvent};
-use crate::domain::effects::Effect;
+use crate::domain::effects::{Counted, Effect};
 use crate::domain::orgs::tables::{
     MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORG_MEMBERS, USER_ORGS,
 };
@@ -91,6 +91,35 @@ pub fn get(tx: &impl Reader, p: &Principal, id: u64) -> Result<OrgView, Error> {
     live_role(tx, p, id, Role::Viewer)?;
     let org = tx.get(ORGANIZATIONS, id)?.ok_or_else(|| Error::not_found("Organization"))?;
     Ok(view(tx, p, org)?)
+}
+
+/// Whether organization `id` exists (no caller check: `/api/v1/metrics` answers an unknown
+/// organization with 404 before it checks the caller, as ShellUI does).
+pub fn exists(tx: &impl Reader, id: u64) -> Result<bool, Error> {
+    Ok(tx.get(ORGANIZATIONS, id)?.is_some())
+}
+
+/// The live object counts of every organization, read once at start; commit effects
+/// (`Effect::Counted`) keep them current afterwards. Walks the organizations and their
+/// by-organization indexes; active credentials are those not revoked.
+pub fn object_counts(tx: &impl Reader) -> Result<Vec<(u64, Counted, i64)>, Error> {
+    use crate::domain::credentials::tables::{API_KEYS, ORG_API_KEYS, ORG_PATS, PATS};
+    use crate::domain::secrets::tables::{ENVIRONMENTS_BY_ORG, PROJECTS_BY_ORG, VARIABLES_BY_ORG};
+    let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    for (org, _) in tx.scan(ORGANIZATIONS, 1..=u64::MAX, usize::MAX, false)? {
+        out.push((org, Counted::Projects, to_i64(tx.count_children(PROJECTS_BY_ORG, org)?)));
+        let envs = tx.count_children(ENVIRONMENTS_BY_ORG, org)?;
+        out.push((org, Counted::Environments, to_i64(envs)));
+        out.push((org, Counted::Variables, to_i64(tx.count_children(VARIABLES_BY_ORG, org)?)));
+        let keys = tx.get_many(API_KEYS, &tx.children(ORG_API_KEYS, org)?)?;
+        let active = keys.iter().filter(|k| k.is_active).count();
+        out.push((org, Counted::ApiKeys, i64::try_from(active).unwrap_or(i64::MAX)));
+        let pats = tx.get_many(PATS, &tx.children(ORG_PATS, org)?)?;
+        let active = pats.iter().filter(|t| t.revoked_at.is_none()).count();
+        out.push((org, Counted::Pats, i64::try_from(active).unwrap_or(i64::MAX)));
+    }
+    Ok(out)
 }
 
 /// The caller's current role in `org`, read inside the transaction (not from the possibly

@@ -9,7 +9,7 @@ use crate::clock::unix_now;
 use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::credentials::tables::{ORG_PATS, PATS, USER_PATS};
 use crate::domain::credentials::PersonalAccessToken;
-use crate::domain::effects::Effect;
+use crate::domain::effects::{self, Counted, Effect};
 use crate::domain::{CredentialKind, Error, Principal};
 use crate::store::{Reader, WriteTx, Writer as _};
 
@@ -68,6 +68,7 @@ pub fn create(
     tx.put(PATS, id, &row)?;
     tx.link(USER_PATS, p.user_id, id)?;
     tx.link(ORG_PATS, new.company_id, id)?;
+    effects::count(tx, new.company_id, Counted::Pats, 1);
     audit::record(
         tx,
         AuditEvent {
@@ -122,6 +123,9 @@ pub fn revoke(
     }
     row.revoked_at = Some(unix_now());
     tx.put(PATS, id, &row)?;
+    if let Some(org) = row.company_id {
+        effects::count(tx, org, Counted::Pats, -1);
+    }
     audit::record(
         tx,
         AuditEvent {
@@ -158,6 +162,7 @@ pub fn revoke_for_org(tx: &WriteTx, org: u64) -> Result<u64, Error> {
             if row.revoked_at.is_none() {
                 row.revoked_at = Some(now);
                 tx.put(PATS, id, &row)?;
+                effects::count(tx, org, Counted::Pats, -1);
                 n += 1;
             }
         }

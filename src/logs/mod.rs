@@ -198,6 +198,12 @@ impl LogService {
         }
     }
 
+    /// Messages waiting in the writer's channel (for the metrics).
+    pub fn queue_depth(&self) -> u64 {
+        let waiting = self.sender.max_capacity().saturating_sub(self.sender.capacity());
+        u64::try_from(waiting).unwrap_or(u64::MAX)
+    }
+
     /// Queues one request record; waits only if the channel is full (briefly, then drops it).
     /// Nothing is stored while disk space is low.
     pub async fn log(&self, rec: RequestLog) {

@@ -1,13 +1,14 @@
 //! The services core: one [`Services`] value built at start from the opened store and the
 //! configuration, holding every area the HTTP layer and the console call into (accounts and
-//! organizations through the domain, credentials, secrets, the request log and, later,
-//! metrics, protos, deployments and backups). The web layer depends on this and never on
+//! organizations through the domain, credentials, secrets, the request log, metrics and,
+//! later, protos, deployments and backups). The web layer depends on this and never on
 //! `app`; `app` only wires config, store, services, TLS and the server.
 //!
 //! It also applies commit effects: the store hands every durable commit's effects to the sink
 //! installed here, which dispatches each [`Effect`] to the area that owns it.
 
 pub mod accounts;
+mod probe;
 pub mod rotation;
 pub mod schema;
 
@@ -22,6 +23,7 @@ use crate::crypto::SecretKey;
 use crate::domain::effects::Effect;
 use crate::domain::secrets::Vault;
 use crate::logs::LogService;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Everything a handler may need, shared by reference.
@@ -38,6 +40,9 @@ pub struct Services {
     pub secrets: Arc<Vault>,
     /// Credential resolution, its cache, rate limits and lockout.
     pub credentials: Arc<AuthService>,
+    /// Prometheus families and the per-organization views (fed by commit effects and the
+    /// request-log layer).
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why the services could not start.
@@ -47,6 +52,8 @@ pub enum ServicesError {
     Logs(#[from] crate::logs::IndexError),
     #[error("credentials: {0}")]
     Credentials(crate::domain::Error),
+    #[error("metrics start-up count: {0}")]
+    Metrics(crate::domain::Error),
     #[error("a start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -72,8 +79,22 @@ impl Services {
             config.storage.variable_versions,
             config.storage.deleted_retention_days,
         ));
+        let data_file = data_dir.join("gatehouse.redb");
+        let probe = probe::Probe::new(data_file, &logs);
+        let max_series = usize::try_from(config.metrics.max_series).unwrap_or(usize::MAX);
+        let metrics = Arc::new(Metrics::new(max_series, Arc::new(probe)));
+        let counts_store = store.clone();
+        let counts = tokio::task::spawn_blocking(move || probe::count_objects(&counts_store))
+            .await?
+            .map_err(ServicesError::Metrics)?;
+        for (org, kind, n) in counts {
+            metrics.count(org, kind.into(), n);
+        }
         let sink_credentials = Arc::clone(&credentials);
-        store.set_effect_sink(Box::new(move |effects| apply_effects(&sink_credentials, effects)));
+        let sink_metrics = Arc::clone(&metrics);
+        store.set_effect_sink(Box::new(move |effects| {
+            apply_effects(&sink_credentials, &sink_metrics, effects);
+        }));
         Ok(Arc::new(Self {
             config,
             store,
@@ -84,18 +105,21 @@ impl Services {
             logs,
             secrets,
             credentials,
+            metrics,
         }))
     }
 }
 
 /// Dispatches one commit's effects. Effects of a type this build does not know are a bug in
 /// the mutation that queued them; they are logged, not applied.
-fn apply_effects(credentials: &AuthService, effects: Vec<crate::store::Effect>) {
+fn apply_effects(credentials: &AuthService, metrics: &Metrics, effects: Vec<crate::store::Effect>) {
     let mut invalidate = false;
     for effect in effects {
         match effect.downcast::<Effect>() {
             Ok(effect) => match *effect {
                 Effect::CredentialsChanged => invalidate = true,
+                Effect::Counted { org, kind, delta } => metrics.count(org, kind.into(), delta),
+                Effect::Audited { org, action } => metrics.audited(org, action.into()),
             },
             Err(_) => tracing::error!("a commit queued an effect of an unknown type"),
         }

@@ -15,6 +15,8 @@ mod foundation_more;
 mod hardening;
 mod identity;
 mod logs;
+mod metrics;
+mod metrics_scrapers;
 mod protos;
 mod secrets;
 mod storage;

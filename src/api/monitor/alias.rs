@@ -72,7 +72,7 @@ async fn ingest(
         let Ok(Json(body)) = body else {
             return Err(Error::invalid("requests", "Expected {\"requests\": [...]}.").into());
         };
-        super::ingest::ingest(&state.logs, &state.store, &p, &body.requests).await
+        super::ingest::ingest(&state.logs, &state.metrics, &state.store, &p, &body.requests).await
     };
     let mut resp = respond(*op.0, out.await);
     if resp.status().is_success() {

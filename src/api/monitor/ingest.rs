@@ -16,6 +16,7 @@ use crate::domain::{Error, Principal};
 use crate::logs::record::{known_or_owned, mask_path, STATUSES};
 use crate::logs::reporter::Reporter;
 use crate::logs::{LogService, RequestLog};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Items per batch.
@@ -175,6 +176,7 @@ pub fn parse_item(v: &Value, now: i64) -> Result<RequestLog, FieldErrors> {
 
 pub async fn ingest(
     logs: &LogService,
+    metrics: &Metrics,
     store: &Store,
     p: &Principal,
     items: &[Value],
@@ -211,7 +213,21 @@ pub async fn ingest(
         return Err(err.into());
     }
     let quota = reporter.quota(logs.config.ingest_quota_per_day);
+    // Reported names count under the reporter's organization, capped there by
+    // `metrics.max_series` (they come from outside, so they are not a bounded set).
+    let counted: Vec<_> = good
+        .iter()
+        .map(|r| {
+            let status = r.http_status.unwrap_or(0);
+            let elapsed = std::time::Duration::from_millis(r.duration_ms);
+            (r.service_name.clone(), r.method_name.clone(), status, elapsed)
+        })
+        .collect();
     let ids = logs.ingest_within(good, Some(quota)).await?;
+    let org = crate::api::request_log::organization_of(p);
+    for (service, method, status, elapsed) in counted {
+        metrics.record_request(org, service, method, status, elapsed);
+    }
     Ok(IngestResponse {
         received: items.len() as u64,
         stored: ids.len() as u64,

@@ -104,8 +104,14 @@ impl MonitorApi {
         auth: Authenticated,
         body: Json<IngestRequest>,
     ) -> ApiResult<IngestCreated> {
-        let out =
-            ingest::ingest(&state.logs, &state.store, auth.principal(), &body.0.requests).await?;
+        let out = ingest::ingest(
+            &state.logs,
+            &state.metrics,
+            &state.store,
+            auth.principal(),
+            &body.0.requests,
+        )
+        .await?;
         Ok(IngestCreated::Created(Json(out)))
     }
 

@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use crate::domain::audit::{self, AuditEvent};
+use crate::domain::effects::{self, Counted};
 use crate::domain::secrets::records::{Environment, Project};
 use crate::domain::secrets::tables::{
     DELETED_VARIABLES_BY_ENV, ENVIRONMENTS, ENVIRONMENTS_BY_ORG, ENVIRONMENTS_BY_PROJECT,
@@ -34,6 +35,7 @@ pub fn delete_environment(tx: &WriteTx, env: &Environment) -> Result<Removed, Er
         if let Some(var) = tx.get(VARIABLES, id)? {
             tx.release(VARIABLE_KEYS, &key_lookup(env.id, &var.key))?;
             tx.unlink(VARIABLES_BY_ORG, var.organization_id, id)?;
+            effects::count(tx, var.organization_id, Counted::Variables, -1);
             history::purge(tx, &var)?;
             removed.variables += 1;
         }
@@ -48,6 +50,7 @@ pub fn delete_environment(tx: &WriteTx, env: &Environment) -> Result<Removed, Er
     tx.release(ENVIRONMENT_NAMES, &format!("{}/{}", env.project_id, env.name))?;
     tx.unlink(ENVIRONMENTS_BY_PROJECT, env.project_id, env.id)?;
     tx.unlink(ENVIRONMENTS_BY_ORG, env.organization_id, env.id)?;
+    effects::count(tx, env.organization_id, Counted::Environments, -1);
     tx.remove(ENVIRONMENTS, env.id)?;
     removed.environment_names.push(env.name.clone());
     Ok(removed)
@@ -71,6 +74,7 @@ pub fn delete_project(tx: &WriteTx, project: &Project) -> Result<Removed, Error>
         &format!("{}/{}", project.organization_id, project.name.to_lowercase()),
     )?;
     tx.unlink(PROJECTS_BY_ORG, project.organization_id, project.id)?;
+    effects::count(tx, project.organization_id, Counted::Projects, -1);
     tx.remove(PROJECTS, project.id)?;
     Ok(removed)
 }

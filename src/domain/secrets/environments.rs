@@ -4,6 +4,7 @@ use serde_json::json;
 
 use crate::clock::unix_now;
 use crate::domain::audit::{self, AuditEvent};
+use crate::domain::effects::{self, Counted};
 use crate::domain::secrets::records::Environment;
 use crate::domain::secrets::tables::{
     ENVIRONMENTS, ENVIRONMENTS_BY_ORG, ENVIRONMENTS_BY_PROJECT, ENVIRONMENT_NAMES, PROJECTS,
@@ -147,6 +148,7 @@ pub fn create(
     tx.put(ENVIRONMENTS, id, &env)?;
     tx.link(ENVIRONMENTS_BY_PROJECT, project.id, id)?;
     tx.link(ENVIRONMENTS_BY_ORG, project.organization_id, id)?;
+    effects::count(tx, project.organization_id, Counted::Environments, 1);
     audit_env(tx, caller, "environment_created", &env, &project.name)?;
     Ok(EnvironmentView {
         environment: env,

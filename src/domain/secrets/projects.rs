@@ -4,6 +4,7 @@ use serde_json::json;
 
 use crate::clock::unix_now;
 use crate::domain::audit::{self, AuditEvent};
+use crate::domain::effects::{self, Counted};
 use crate::domain::orgs::tables::ORGANIZATIONS;
 use crate::domain::records::organization_name;
 use crate::domain::secrets::records::Project;
@@ -124,6 +125,7 @@ pub fn create(
     };
     tx.put(PROJECTS, id, &project)?;
     tx.link(PROJECTS_BY_ORG, org, id)?;
+    effects::count(tx, org, Counted::Projects, 1);
     audit::record(
         tx,
         AuditEvent {

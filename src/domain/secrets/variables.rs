@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::clock::unix_now;
 use crate::domain::audit::{self, AuditEvent};
 use crate::domain::dotenv::{is_valid_key, MAX_KEY_LEN, MAX_VALUE_BYTES};
+use crate::domain::effects::{self, Counted};
 use crate::domain::secrets::records::{Environment, Sealed, Variable, VariableRef};
 use crate::domain::secrets::sealing::{self, Opener, Slot};
 use crate::domain::secrets::tables::{
@@ -121,6 +122,7 @@ pub(crate) fn insert(
     tx.put(VARIABLES, id, &var)?;
     tx.link(VARIABLES_BY_ENV, env.id, id)?;
     tx.link(VARIABLES_BY_ORG, env.organization_id, id)?;
+    effects::count(tx, env.organization_id, Counted::Variables, 1);
     Ok(Some(var))
 }
 
@@ -248,6 +250,7 @@ pub fn delete(tx: &WriteTx, caller: &Caller, vault: &Vault, id: u64) -> Result<(
     let now = unix_now();
     tx.unlink(VARIABLES_BY_ENV, var.environment_id, id)?;
     tx.unlink(VARIABLES_BY_ORG, var.organization_id, id)?;
+    effects::count(tx, var.organization_id, Counted::Variables, -1);
     tx.release(VARIABLE_KEYS, &key_lookup(var.environment_id, &var.key))?;
     var.deleted_at = Some(now);
     var.deleted_by = Some(caller.principal.user_id);

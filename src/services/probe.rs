@@ -1,0 +1,49 @@
+//! What the services report to the global metrics view: the data file's size and the
+//! request-log pipeline's figures; and the start-up object count.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use crate::domain::effects::Counted;
+use crate::logs::LogService;
+use crate::metrics::{SystemProbe, SystemSample};
+use crate::store::Store;
+
+/// Holds the log service weakly: the store's effect sink holds the metrics, which hold this,
+/// and the log service holds the store; a strong reference would keep the data file open
+/// after shutdown.
+pub(super) struct Probe {
+    data_file: PathBuf,
+    logs: Weak<LogService>,
+}
+
+impl Probe {
+    pub(super) fn new(data_file: PathBuf, logs: &Arc<LogService>) -> Self {
+        Self { data_file, logs: Arc::downgrade(logs) }
+    }
+}
+
+impl SystemProbe for Probe {
+    fn sample(&self) -> SystemSample {
+        let mut sample = SystemSample {
+            data_file_bytes: std::fs::metadata(&self.data_file).ok().map(|m| m.len()),
+            ..SystemSample::default()
+        };
+        if let Some(logs) = self.logs.upgrade() {
+            let written = logs.counters.written.load(Ordering::Relaxed);
+            let indexed = logs.counters.indexed.load(Ordering::Relaxed);
+            sample.index_documents = Some(indexed);
+            sample.index_lag_records = Some(written.saturating_sub(indexed));
+            sample.log_queue_depth = Some(logs.queue_depth());
+        }
+        sample
+    }
+}
+
+/// Every organization's live object counts, read once at start.
+pub(super) fn count_objects(
+    store: &Store,
+) -> Result<Vec<(u64, Counted, i64)>, crate::domain::Error> {
+    store.read(crate::domain::orgs::object_counts)
+}
