@@ -245,6 +245,15 @@ def cmd_probe(method, path, auth, body_file, ctype):
     print(status)
 
 
+def cmd_orgs(n):
+    """Creates n organizations, each with one project (so each has series of its own)."""
+    token = login()["token"]
+    for i in range(n):
+        _, org = call("POST", "/api/organizations/", {"name": f"bench-org-{uuid.uuid4().hex[:8]}-{i}"}, token=token)
+        call("POST", "/api/projects/", {"name": f"bench-{i}", "organization": org["id"]}, token=token)
+    emit(ORGS=n)
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     try:
@@ -260,6 +269,8 @@ def main(argv):
             cmd_ingest_body(int(args[0]), args[1])
         elif cmd == "wait-count":
             cmd_wait_count(int(args[0]), float(args[1]))
+        elif cmd == "orgs":
+            cmd_orgs(int(args[0]))
         elif cmd == "probe":
             cmd_probe(args[0], args[1], args[2], args[3], args[4])
         else:
