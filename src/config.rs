@@ -133,12 +133,26 @@ pub struct MetricsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeploymentsConfig {
+    /// Executions rendering at once.
     pub workers: u64,
+    /// Executions waiting for a worker.
     pub queue_capacity: u64,
+    /// Default of a new deployment's `rate_limit_per_minute`.
     pub rate_limit_per_minute: u64,
+    /// Largest input a deployment may accept (and its default).
     pub max_input_bytes: u64,
+    /// Longest run a deployment may allow (and its default `timeout_seconds`).
     pub max_run_seconds: u64,
-    pub execution_retention_days: u64,
+    /// Unstract's concurrency limits: executions pending or running per organization and in
+    /// all; past either a submission is refused with 429.
+    pub max_concurrent_per_org: u64,
+    pub max_concurrent: u64,
+    /// How long executions and their results are kept.
+    pub result_retention_hours: u64,
+    /// Template work per render (MiniJinja fuel): a runaway loop ends as an error.
+    pub template_fuel: u64,
+    /// Largest rendered output per record, in bytes.
+    pub max_output_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -247,7 +261,11 @@ impl Default for DeploymentsConfig {
             rate_limit_per_minute: 100,
             max_input_bytes: 1024 * 1024,
             max_run_seconds: 30,
-            execution_retention_days: 7,
+            max_concurrent_per_org: 20,
+            max_concurrent: 100,
+            result_retention_hours: 24,
+            template_fuel: 1_000_000,
+            max_output_bytes: 1024 * 1024,
         }
     }
 }
@@ -365,6 +383,14 @@ impl Config {
         at_least("deployments.workers", self.deployments.workers, 1)?;
         at_least("deployments.queue_capacity", self.deployments.queue_capacity, 1)?;
         at_least("deployments.max_run_seconds", self.deployments.max_run_seconds, 1)?;
+        at_most("deployments.max_run_seconds", self.deployments.max_run_seconds, 3600)?;
+        at_most("deployments.workers", self.deployments.workers, 1024)?;
+        at_least("deployments.max_concurrent_per_org", self.deployments.max_concurrent_per_org, 1)?;
+        at_least("deployments.max_concurrent", self.deployments.max_concurrent, 1)?;
+        at_least("deployments.result_retention_hours", self.deployments.result_retention_hours, 1)?;
+        at_least("deployments.template_fuel", self.deployments.template_fuel, 1000)?;
+        at_least("deployments.max_output_bytes", self.deployments.max_output_bytes, 1024)?;
+        at_least("deployments.max_input_bytes", self.deployments.max_input_bytes, 1)?;
         at_least("backup.keep", self.backup.keep, 1)?;
         at_least("metrics.max_series", self.metrics.max_series, 1)?;
         at_most("metrics.max_series", self.metrics.max_series, 100_000)?;

@@ -28,6 +28,9 @@ pub struct OrganizationsApi;
 #[oai(rename = "Organization")]
 pub struct OrganizationBody {
     pub id: u64,
+    /// A second identifier, accepted wherever a route names the organization (Unstract's
+    /// `/unstract/{org_id}/…` routes use it).
+    pub uuid: String,
     pub name: String,
     pub description: Option<String>,
     pub created_at: String,
@@ -42,6 +45,7 @@ impl From<OrgView> for OrganizationBody {
     fn from(v: OrgView) -> Self {
         Self {
             id: v.org.id,
+            uuid: v.org.uuid,
             name: v.org.name,
             description: v.org.description,
             created_at: rfc3339_from_unix(v.org.created_at),

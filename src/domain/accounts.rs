@@ -12,7 +12,7 @@ use crate::domain::credentials::tables::{TOKENS, TOKENS_BY_DIGEST, USER_TOKENS};
 use crate::domain::credentials::{LoginToken, TokenKind};
 use crate::domain::effects::Effect;
 use crate::domain::orgs::tables::{
-    MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORG_MEMBERS, USER_ORGS,
+    MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORGANIZATION_UUIDS, ORG_MEMBERS, USER_ORGS,
 };
 use crate::domain::records::{Membership, Organization, User};
 use crate::domain::{Error, Role};
@@ -166,6 +166,7 @@ pub fn create_organization(
     let now = unix_now();
     let org = Organization {
         id,
+        uuid: uuid::Uuid::new_v4().to_string(),
         name: name.to_string(),
         description,
         created_by: owner,
@@ -173,6 +174,7 @@ pub fn create_organization(
         updated_at: now,
     };
     tx.put(ORGANIZATIONS, id, &org)?;
+    tx.set_lookup(ORGANIZATION_UUIDS, &org.uuid, id)?;
     add_membership(tx, id, owner, Role::Admin)?;
     Ok(org)
 }

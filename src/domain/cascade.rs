@@ -18,6 +18,10 @@ pub fn delete_organization_children(
     removed.insert("variables".into(), secrets.variables.into());
     removed.insert("api_keys".into(), crate::domain::api_keys::delete_for_org(tx, org_id)?.into());
     removed.insert(
+        "api_deployments".into(),
+        crate::domain::deployments::api_deployments::delete_for_org(tx, org_id)?.into(),
+    );
+    removed.insert(
         "personal_access_tokens".into(),
         crate::domain::pats::revoke_for_org(tx, org_id)?.into(),
     );

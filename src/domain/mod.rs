@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod cascade;
 pub mod credentials;
+pub mod deployments;
 pub mod dotenv;
 pub mod effects;
 mod error;

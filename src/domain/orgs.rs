@@ -11,7 +11,7 @@ use crate::domain::accounts::{self, membership_key};
 use crate::domain::audit::{self, Actor, AuditEvent};
 use crate::domain::effects::{Counted, Effect};
 use crate::domain::orgs::tables::{
-    MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORG_MEMBERS, USER_ORGS,
+    MEMBERSHIPS, MEMBERSHIP_IDS, ORGANIZATIONS, ORGANIZATION_UUIDS, ORG_MEMBERS, USER_ORGS,
 };
 use crate::domain::records::{Membership, Organization, User};
 use crate::domain::{Error, Principal, Role};
@@ -91,6 +91,19 @@ pub fn get(tx: &impl Reader, p: &Principal, id: u64) -> Result<OrgView, Error> {
     live_role(tx, p, id, Role::Viewer)?;
     let org = tx.get(ORGANIZATIONS, id)?.ok_or_else(|| Error::not_found("Organization"))?;
     Ok(view(tx, p, org)?)
+}
+
+/// The organization a path names by integer id or by UUID (Unstract's routes use the
+/// UUID); `None` when it names none. Membership is the caller's check.
+pub fn resolve_ref(tx: &impl Reader, reference: &str) -> Result<Option<u64>, Error> {
+    let reference = reference.trim();
+    if let Ok(id) = reference.parse::<u64>() {
+        return Ok(tx.get(ORGANIZATIONS, id)?.map(|o| o.id));
+    }
+    match uuid::Uuid::parse_str(reference) {
+        Ok(u) => Ok(tx.lookup(ORGANIZATION_UUIDS, &u.hyphenated().to_string())?),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Whether organization `id` exists (no caller check: `/api/v1/metrics` answers an unknown
@@ -253,6 +266,9 @@ pub fn delete(tx: &WriteTx, p: &Principal, actor: &Actor, id: u64) -> Result<(),
         drop_membership(tx, id, *user_id)?;
     }
     tx.remove(ORGANIZATIONS, id)?;
+    if !org.uuid.is_empty() {
+        tx.release(ORGANIZATION_UUIDS, &org.uuid)?;
+    }
     audit::record(
         tx,
         AuditEvent {
@@ -473,6 +489,8 @@ pub mod tables {
     pub const USER_ORGS: IndexTable = IndexTable::new("user_orgs");
     /// `"<organization id>/<user id>" → membership id`.
     pub const MEMBERSHIP_IDS: LookupTable = LookupTable::new("membership_ids");
+    /// `"<organization uuid>" → organization id`.
+    pub const ORGANIZATION_UUIDS: LookupTable = LookupTable::new("organization_uuids");
 
     /// This area's tables, for the schema registry (backup, check, dumps).
     pub const TABLES: &[TableInfo] = &[
@@ -481,5 +499,20 @@ pub mod tables {
         ORG_MEMBERS.info(),
         USER_ORGS.info(),
         MEMBERSHIP_IDS.info(),
+        ORGANIZATION_UUIDS.info(),
     ];
+
+    /// Migration 3: every organization gets a UUID (Unstract's routes name organizations by
+    /// one) and the lookup from it.
+    pub fn organization_uuids(tx: &crate::store::WriteTx) -> Result<(), crate::store::StoreError> {
+        use crate::store::{Reader as _, Writer as _};
+        for (id, mut org) in tx.scan(ORGANIZATIONS, 1..=u64::MAX, usize::MAX, false)? {
+            if org.uuid.is_empty() {
+                org.uuid = uuid::Uuid::new_v4().to_string();
+                tx.put(ORGANIZATIONS, id, &org)?;
+            }
+            tx.set_lookup(ORGANIZATION_UUIDS, &org.uuid, id)?;
+        }
+        Ok(())
+    }
 }

@@ -50,6 +50,10 @@ impl User {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Organization {
     pub id: u64,
+    /// A second, stable identifier: Unstract's routes name organizations by UUID. Files
+    /// written before schema 3 get one in migration 3.
+    #[serde(default)]
+    pub uuid: String,
     pub name: String,
     pub description: Option<String>,
     pub created_by: u64,

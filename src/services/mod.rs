@@ -8,6 +8,7 @@
 //! installed here, which dispatches each [`Effect`] to the area that owns it.
 
 pub mod accounts;
+pub mod deployments;
 mod probe;
 pub mod rotation;
 pub mod schema;
@@ -43,6 +44,8 @@ pub struct Services {
     /// Prometheus families and the per-organization views (fed by commit effects and the
     /// request-log layer).
     pub metrics: Arc<Metrics>,
+    /// API deployments: limits, the execution worker pool, usage.
+    pub deployments: Arc<deployments::DeploymentService>,
 }
 
 /// Why the services could not start.
@@ -95,7 +98,13 @@ impl Services {
         store.set_effect_sink(Box::new(move |effects| {
             apply_effects(&sink_credentials, &sink_metrics, effects);
         }));
+        let deployments = Arc::new(deployments::DeploymentService::new(
+            config.deployments.clone(),
+            store.clone(),
+            Arc::clone(&secrets),
+        ));
         Ok(Arc::new(Self {
+            deployments,
             config,
             store,
             master,

@@ -14,12 +14,15 @@ pub const TABLES: &[&[TableInfo]] = &[
     crate::domain::secrets::tables::TABLES,
     crate::domain::audit::tables::TABLES,
     crate::domain::protos::tables::TABLES,
+    crate::domain::deployments::tables::TABLES,
     crate::logs::tables::TABLES,
 ];
 
 /// Ordered by version; the last one's version is the schema this binary writes.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 2, run: crate::domain::secrets::tables::variables_to_binary }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 2, run: crate::domain::secrets::tables::variables_to_binary },
+    Migration { version: 3, run: crate::domain::orgs::tables::organization_uuids },
+];
 
 /// Every registered table, flattened.
 pub fn all_tables() -> impl Iterator<Item = &'static TableInfo> {

@@ -76,13 +76,22 @@ async fn schema_v1_data_file_opens_and_reads_back() {
     let text = versions.to_string();
     assert!(text.contains("s3cret-v2@") && text.contains("fixture:s3cret@"), "{text}");
 
-    // Migrated: schema 2, variables in the binary record body (version byte 2).
+    // Migration 3 gave the organization a UUID, shown beside its id.
+    let org: serde_json::Value = get_json(&server, "/api/organizations/1/").await;
+    let org_uuid = org["uuid"].as_str().unwrap_or_default().to_string();
+    assert!(uuid_like(&org_uuid), "{org}");
+
+    // Migrated: schema 3, variables in the binary record body (version byte 2).
     let mut server = server;
     server.stop().await;
     let db = redb::Database::create(dir.path().join("gatehouse.redb")).unwrap();
     let tx = redb::ReadableDatabase::begin_read(&db).unwrap();
     let meta = tx.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta")).unwrap();
-    assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), b"2");
+    assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), b"3");
     let vars = tx.open_table(redb::TableDefinition::<u64, &[u8]>::new("variables")).unwrap();
     assert_eq!(vars.get(1).unwrap().unwrap().value()[0], 2);
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }

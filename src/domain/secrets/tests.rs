@@ -57,6 +57,7 @@ fn fixture() -> Fixture {
             for org in [10u64, 20] {
                 let o = Organization {
                     id: org,
+                    uuid: String::new(),
                     name: format!("Org {org}"),
                     description: None,
                     created_by: 1,
