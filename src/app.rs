@@ -221,12 +221,16 @@ impl Running {
         if let Err(e) = self.server.await.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
             tracing::warn!(error = %e, "server ended with an error");
         }
+        self.state.deployments.shutdown().await;
         self.workers.shutdown(self.grace).await;
         if let Err(e) = self.state.credentials.flush_usage(&self.state.store).await {
             tracing::warn!(error = %e, "credential usage flush failed");
         }
         if let Err(e) = self.state.credentials.flush_failures(&self.state.store).await {
             tracing::warn!(error = %e, "failed-login audit flush failed");
+        }
+        if let Err(e) = self.state.deployments.flush_usage().await {
+            tracing::warn!(error = %e, "deployment usage flush failed");
         }
         let logs = Arc::clone(&self.state.logs);
         let _ = tokio::task::spawn_blocking(move || logs.shutdown()).await;

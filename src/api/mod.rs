@@ -8,6 +8,7 @@ pub mod auth;
 pub mod authn;
 pub mod body;
 pub mod catalog;
+pub mod deployment_exec;
 pub mod environments;
 pub mod error;
 pub mod health;
@@ -98,6 +99,24 @@ impl<E: Endpoint> Endpoint for Alias<E> {
     }
 }
 
+/// Sends `/deployment/…` to the execution routes and everything else on.
+struct ByPrefix<D, E> {
+    deployments: D,
+    rest: E,
+}
+
+impl<D: Endpoint<Output = Response>, E: Endpoint<Output = Response>> Endpoint for ByPrefix<D, E> {
+    type Output = Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<Response> {
+        if deployment_exec::owns(req.uri().path()) {
+            self.deployments.call(req).await
+        } else {
+            self.rest.call(req).await
+        }
+    }
+}
+
 /// The OpenAPI service (document title, version, and every operation).
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(Apis::default(), "Gatehouse API", crate::VERSION).description(
@@ -182,6 +201,12 @@ pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
         Arc::clone(&settings),
     );
     let app = authn::AuthLayer::new(limited, Arc::clone(&state), catalog);
+    // API deployments' execution routes carry their own key: they bypass account
+    // authentication (and its limits), never the edge or the request log.
+    let app = ByPrefix {
+        deployments: deployment_exec::DeploymentRoutes::new(Arc::clone(&state)),
+        rest: app,
+    };
     // The request log sits just inside `Edge` (request id, client address) and outside
     // authentication and rate limiting, so refused requests are logged too.
     let mut log_settings = request_log::RequestLogSettings::new(catalog, settings.request_timeout);

@@ -19,6 +19,37 @@ pub(super) fn register(workers: &Workers, state: &Arc<Services>) {
     register_usage_flusher(workers, Arc::clone(state));
     register_credential_sweeper(workers, Arc::clone(state));
     register_deleted_sweeper(workers, Arc::clone(state));
+    state.deployments.start(workers);
+    register_deployment_jobs(workers, Arc::clone(state));
+}
+
+/// API deployments: usage counters written every few seconds, and executions past
+/// `deployments.result_retention_hours` removed hourly.
+fn register_deployment_jobs(workers: &Workers, state: Arc<Services>) {
+    let flusher = Arc::clone(&state);
+    workers.every(
+        "deployment usage flusher",
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+        move |_| {
+            let state = Arc::clone(&flusher);
+            async move {
+                if let Err(e) = state.deployments.flush_usage().await {
+                    tracing::warn!(error = %e, "deployment usage flush failed");
+                }
+            }
+        },
+    );
+    workers.every("execution retention", SWEEP_FIRST_DELAY, HOUR, move |_| {
+        let state = Arc::clone(&state);
+        async move {
+            match state.deployments.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired executions removed"),
+                Err(e) => tracing::warn!(error = %e, "execution retention sweep failed"),
+            }
+        }
+    });
 }
 
 /// Writes batched credential usage (API key counters, `last_used_at`) every few seconds; the

@@ -57,6 +57,8 @@ pub enum ServicesError {
     Credentials(crate::domain::Error),
     #[error("metrics start-up count: {0}")]
     Metrics(crate::domain::Error),
+    #[error("deployments start-up: {0}")]
+    Deployments(crate::domain::Error),
     #[error("a start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -103,6 +105,13 @@ impl Services {
             store.clone(),
             Arc::clone(&secrets),
         ));
+        let interrupted = deployments.recover().await.map_err(ServicesError::Deployments)?;
+        if interrupted > 0 {
+            tracing::warn!(
+                executions = interrupted,
+                "executions interrupted by the restart marked ERROR"
+            );
+        }
         Ok(Arc::new(Self {
             deployments,
             config,

@@ -9,6 +9,7 @@
 mod harness;
 
 mod cli;
+mod deployment_exec;
 mod fixture;
 mod foundation;
 mod foundation_more;

@@ -85,9 +85,10 @@ fn name_key(org: u64, api_name: &str) -> String {
 /// `^[a-z0-9][a-z0-9-]{1,62}$`.
 pub fn validate_api_name(raw: &str) -> Result<String, Error> {
     let ok = (2..=63).contains(&raw.len())
-        && raw.bytes().enumerate().all(|(i, b)| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && b == b'-')
-        });
+        && raw
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && b == b'-'));
     if !ok {
         return Err(Error::invalid(
             "api_name",
@@ -121,10 +122,7 @@ fn validate_description(raw: &str) -> Result<String, Error> {
 /// Each entry a CIDR or a bare address (one host); stored normalised.
 pub fn validate_allowlist(raw: &[String]) -> Result<Vec<String>, Error> {
     if raw.len() > MAX_ALLOWLIST {
-        return Err(Error::invalid(
-            "ip_allowlist",
-            format!("At most {MAX_ALLOWLIST} entries."),
-        ));
+        return Err(Error::invalid("ip_allowlist", format!("At most {MAX_ALLOWLIST} entries.")));
     }
     raw.iter()
         .map(|entry| {
@@ -132,9 +130,14 @@ pub fn validate_allowlist(raw: &[String]) -> Result<Vec<String>, Error> {
             entry
                 .parse::<ipnet::IpNet>()
                 .map(|n| n.trunc().to_string())
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(|a| ipnet::IpNet::from(a).to_string()))
+                .or_else(|_| {
+                    entry.parse::<std::net::IpAddr>().map(|a| ipnet::IpNet::from(a).to_string())
+                })
                 .map_err(|_| {
-                    Error::invalid("ip_allowlist", format!("\"{entry}\" is not an IP address or CIDR."))
+                    Error::invalid(
+                        "ip_allowlist",
+                        format!("\"{entry}\" is not an IP address or CIDR."),
+                    )
                 })
         })
         .collect()
@@ -178,6 +181,11 @@ pub fn get(tx: &impl Reader, caller: &Caller, org: u64, id: u64) -> Result<Deplo
     view(tx, load(tx, org, id)?)
 }
 
+/// A deployment by id, whatever its organization (the execution path, which has no caller).
+pub fn by_id(tx: &impl Reader, id: u64) -> Result<Option<Deployment>, Error> {
+    Ok(tx.get(DEPLOYMENTS, id)?)
+}
+
 fn load(tx: &impl Reader, org: u64, id: u64) -> Result<Deployment, Error> {
     match tx.get(DEPLOYMENTS, id)? {
         Some(d) if d.organization_id == org => Ok(d),
@@ -196,9 +204,13 @@ pub fn create(
 ) -> Result<DeploymentView, Error> {
     caller.require_write(org, Role::Editor, "Organization")?;
     let api_name = validate_api_name(
-        input.api_name.as_deref().ok_or_else(|| Error::invalid("api_name", "This field is required."))?,
+        input
+            .api_name
+            .as_deref()
+            .ok_or_else(|| Error::invalid("api_name", "This field is required."))?,
     )?;
-    let workflow_id = input.workflow.ok_or_else(|| Error::invalid("workflow", "This field is required."))?;
+    let workflow_id =
+        input.workflow.ok_or_else(|| Error::invalid("workflow", "This field is required."))?;
     workflows::load(tx, org, workflow_id)
         .map_err(|_| Error::invalid("workflow", "No such workflow in this organization."))?;
     let display_name = validate_display_name(input.display_name.as_deref().unwrap_or(&api_name))?;
@@ -447,7 +459,8 @@ pub fn delete_for_org(tx: &WriteTx, org: u64) -> Result<usize, Error> {
     for id in &ids {
         remove(tx, *id)?;
     }
-    let wf = tx.get_many(super::tables::WORKFLOWS, &tx.children(super::tables::WORKFLOWS_BY_ORG, org)?)?;
+    let wf =
+        tx.get_many(super::tables::WORKFLOWS, &tx.children(super::tables::WORKFLOWS_BY_ORG, org)?)?;
     for w in &wf {
         workflows::remove(tx, w)?;
     }

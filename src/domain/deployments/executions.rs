@@ -229,6 +229,7 @@ pub fn open_result(
         .open(&aad, &bytes)
         .or_else(|err| key.previous.as_ref().map_or(Err(err), |p| p.open(&aad, &bytes)))
         .map_err(|_| Error::internal("a stored result does not open"))?;
-    let value = serde_json::from_slice(&plain).map_err(|_| Error::internal("a stored result is not JSON"))?;
+    let value = serde_json::from_slice(&plain)
+        .map_err(|_| Error::internal("a stored result is not JSON"))?;
     Ok(Some(value))
 }

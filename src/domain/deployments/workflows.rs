@@ -118,10 +118,16 @@ pub fn create(
 ) -> Result<Workflow, Error> {
     caller.require_write(org, Role::Editor, "Organization")?;
     let name = validate_name(
-        input.name.as_deref().ok_or_else(|| Error::invalid("workflow_name", "This field is required."))?,
+        input
+            .name
+            .as_deref()
+            .ok_or_else(|| Error::invalid("workflow_name", "This field is required."))?,
     )?;
     let template = validate_template(
-        input.template.as_deref().ok_or_else(|| Error::invalid("template", "This field is required."))?,
+        input
+            .template
+            .as_deref()
+            .ok_or_else(|| Error::invalid("template", "This field is required."))?,
     )?;
     let description = validate_description(input.description.as_deref().unwrap_or(""))?;
     let workflow_type = validate_type(input.workflow_type.as_deref().unwrap_or("task"))?;
@@ -130,7 +136,9 @@ pub fn create(
     check_environment(tx, org, environment_id)?;
     let id = tx.next_id("workflows")?;
     if !tx.claim(WORKFLOW_NAMES, &name_key(org, &name), id)? {
-        return Err(Error::conflict("A workflow with this name already exists in this organization."));
+        return Err(Error::conflict(
+            "A workflow with this name already exists in this organization.",
+        ));
     }
     let now = unix_now();
     let workflow = Workflow {
@@ -220,7 +228,13 @@ pub fn update(
     }
     w.updated_at = unix_now();
     tx.put(WORKFLOWS, id, &w)?;
-    record(tx, caller, &w, "workflow_updated", json!({"workflow_name": w.name, "changed": changed}))?;
+    record(
+        tx,
+        caller,
+        &w,
+        "workflow_updated",
+        json!({"workflow_name": w.name, "changed": changed}),
+    )?;
     Ok(w)
 }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{ok, Team};
 use crate::harness::TestServer;
 
-fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+pub(crate) fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
@@ -21,7 +21,7 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 

@@ -1,7 +1,7 @@
 //! Secrets area: projects, environments, variables, history, import/export, encryption at rest
 //! and master key rotation, driven over HTTPS with owner, editor, viewer and outsider accounts.
 
-mod at_rest;
+pub(crate) mod at_rest;
 mod credentials;
 mod environments;
 mod load;
