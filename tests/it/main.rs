@@ -9,6 +9,7 @@
 mod harness;
 
 mod cli;
+mod deployments;
 mod fixture;
 mod foundation;
 mod foundation_more;
