@@ -29,6 +29,7 @@ pub mod security;
 pub mod staff_keys;
 pub mod tags;
 pub mod tokens;
+pub mod unstract;
 pub mod validation;
 pub mod variable_json;
 pub mod variables;
@@ -57,6 +58,7 @@ pub type Apis = (
     SecretsApis,
     (monitor::MonitorApi, audit_logs::AuditLogsApi, protos::ProtoFilesApi),
     metrics::MetricsApi,
+    (unstract::workflows::WorkflowsApi, unstract::deployments::ApiDeploymentsApi),
 );
 
 /// The identity area's APIs.

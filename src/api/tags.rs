@@ -30,6 +30,8 @@ pub enum ApiTags {
     Metrics,
     /// Appliance administration by staff (accounts).
     Admin,
+    /// API deployments (Unstract API v2): workflows and the deployments that publish them.
+    ApiDeployments,
 }
 
 impl ApiTags {

@@ -9,7 +9,7 @@
 mod harness;
 
 mod cli;
-mod deployment_exec;
+mod deployments;
 mod fixture;
 mod foundation;
 mod foundation_more;
