@@ -109,6 +109,13 @@ pub struct ActionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExecutionLabels {
+    pub organization: Org,
+    /// The final status: `COMPLETED`, `ERROR` or `STOPPED`.
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OrgLabels {
     pub organization: Org,
 }
@@ -146,6 +153,12 @@ pub const RATE_LIMITED: Desc = Desc {
     unit: None,
 };
 
+pub const EXECUTIONS: Desc = Desc {
+    name: "gatehouse_deployment_executions",
+    help: "API deployment executions ended, by organization and final status",
+    unit: None,
+};
+
 /// Latency buckets (seconds): 1 ms to 10 s, the range between a cached read and a timeout.
 const BUCKETS: [f64; 12] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -164,6 +177,7 @@ pub struct Metrics {
     objects: Family<KindLabels, Gauge>,
     audit: Family<ActionLabels, Counter>,
     rate_limited: Family<OrgLabels, Counter>,
+    executions: Family<ExecutionLabels, Counter>,
     orgs: RwLock<HashMap<Option<u64>, Arc<OrgSeries>>>,
     max_series: usize,
     /// Pushed by the TLS listener and the certificate code.
@@ -185,12 +199,14 @@ impl Metrics {
         let objects = Family::<KindLabels, Gauge>::default();
         let audit = Family::<ActionLabels, Counter>::default();
         let rate_limited = Family::<OrgLabels, Counter>::default();
+        let executions = Family::<ExecutionLabels, Counter>::default();
         let mut registry = Registry::default();
         register(&mut registry, &REQUESTS, requests.clone());
         register(&mut registry, &DURATION, durations.clone());
         register(&mut registry, &OBJECTS, objects.clone());
         register(&mut registry, &AUDIT, audit.clone());
         register(&mut registry, &RATE_LIMITED, rate_limited.clone());
+        register(&mut registry, &EXECUTIONS, executions.clone());
         let tls = Arc::new(TlsFigures::default());
         registry
             .register_collector(Box::new(system::SystemCollector::new(probe, Arc::clone(&tls))));
@@ -201,6 +217,7 @@ impl Metrics {
             objects,
             audit,
             rate_limited,
+            executions,
             orgs: RwLock::new(HashMap::new()),
             max_series: max_series.max(1),
             tls,
@@ -252,6 +269,12 @@ impl Metrics {
     pub fn audited(&self, org: Option<u64>, action: Name) {
         let series = self.org(org);
         series.audit_counter(&self.audit, action).inc();
+    }
+
+    /// Counts one API deployment execution that ended with `status`.
+    pub fn execution_ended(&self, org: u64, status: &'static str) {
+        let labels = ExecutionLabels { organization: Org(Some(org)), status };
+        self.executions.get_or_create(&labels).inc();
     }
 
     /// The count of `kind` in `org` now (for the tests and the start-up count).

@@ -104,6 +104,7 @@ impl Services {
             config.deployments.clone(),
             store.clone(),
             Arc::clone(&secrets),
+            Arc::clone(&metrics),
         ));
         let interrupted = deployments.recover().await.map_err(ServicesError::Deployments)?;
         if interrupted > 0 {

@@ -100,6 +100,9 @@ pub fn validate_api_name(raw: &str) -> Result<String, Error> {
 
 fn validate_display_name(raw: &str) -> Result<String, Error> {
     let name = raw.trim();
+    if name.is_empty() {
+        return Err(Error::invalid("display_name", "This field may not be blank."));
+    }
     if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
         return Err(Error::invalid(
             "display_name",
@@ -312,32 +315,50 @@ pub fn update(
         changed.push("workflow");
     }
     if let Some(raw) = &input.display_name {
-        d.display_name = validate_display_name(raw)?;
-        changed.push("display_name");
+        let name = validate_display_name(raw)?;
+        if name != d.display_name {
+            d.display_name = name;
+            changed.push("display_name");
+        }
     }
     if let Some(raw) = &input.description {
-        d.description = validate_description(raw)?;
-        changed.push("description");
+        let description = validate_description(raw)?;
+        if description != d.description {
+            d.description = description;
+            changed.push("description");
+        }
     }
     if let Some(active) = input.is_active.filter(|a| *a != d.is_active) {
         d.is_active = active;
         changed.push("is_active");
     }
     if let Some(rate) = input.rate_limit_per_minute {
-        d.rate_limit_per_minute = in_range("rate_limit_per_minute", rate, MAX_RATE_PER_MINUTE)?;
-        changed.push("rate_limit_per_minute");
+        let rate = in_range("rate_limit_per_minute", rate, MAX_RATE_PER_MINUTE)?;
+        if rate != d.rate_limit_per_minute {
+            d.rate_limit_per_minute = rate;
+            changed.push("rate_limit_per_minute");
+        }
     }
     if let Some(list) = &input.ip_allowlist {
-        d.ip_allowlist = validate_allowlist(list)?;
-        changed.push("ip_allowlist");
+        let list = validate_allowlist(list)?;
+        if list != d.ip_allowlist {
+            d.ip_allowlist = list;
+            changed.push("ip_allowlist");
+        }
     }
     if let Some(n) = input.max_input_bytes {
-        d.max_input_bytes = in_range("max_input_bytes", n, limits.max_input_bytes)?;
-        changed.push("max_input_bytes");
+        let n = in_range("max_input_bytes", n, limits.max_input_bytes)?;
+        if n != d.max_input_bytes {
+            d.max_input_bytes = n;
+            changed.push("max_input_bytes");
+        }
     }
     if let Some(n) = input.timeout_seconds {
-        d.timeout_seconds = in_range("timeout_seconds", n, limits.max_run_seconds)?;
-        changed.push("timeout_seconds");
+        let n = in_range("timeout_seconds", n, limits.max_run_seconds)?;
+        if n != d.timeout_seconds {
+            d.timeout_seconds = n;
+            changed.push("timeout_seconds");
+        }
     }
     d.updated_at = unix_now();
     tx.put(DEPLOYMENTS, id, &d)?;

@@ -98,7 +98,7 @@ pub enum Outcome {
 }
 
 /// Records the end of a run, unless the execution was stopped (or removed) meanwhile. Returns
-/// the execution as stored.
+/// the execution as stored (`None` if nothing was recorded).
 pub fn finish(
     tx: &WriteTx,
     vault: &Vault,
@@ -108,7 +108,7 @@ pub fn finish(
 ) -> Result<Option<Execution>, Error> {
     let Some(mut e) = tx.get(EXECUTIONS, id)? else { return Ok(None) };
     if e.status.is_final() {
-        return Ok(Some(e));
+        return Ok(None);
     }
     match outcome {
         Outcome::Completed(value) => {
@@ -126,17 +126,23 @@ pub fn finish(
     Ok(Some(e))
 }
 
-/// Stops an execution that has not finished (`STOPPED`); a final one is returned unchanged.
-pub fn stop(tx: &WriteTx, deployment: u64, uuid: &str, now_ms: i64) -> Result<Execution, Error> {
+/// Stops an execution that has not finished (`STOPPED`); a final one is returned unchanged
+/// (`false`: nothing was stopped).
+pub fn stop(
+    tx: &WriteTx,
+    deployment: u64,
+    uuid: &str,
+    now_ms: i64,
+) -> Result<(Execution, bool), Error> {
     let mut e = get(tx, deployment, uuid)?.ok_or_else(|| Error::not_found("Execution"))?;
     if e.status.is_final() {
-        return Ok(e);
+        return Ok((e, false));
     }
     e.status = ExecStatus::Stopped;
     e.finished_at_ms = Some(now_ms);
     tx.put(EXECUTIONS, e.id, &e)?;
     tx.unlink(EXECUTIONS_ACTIVE, 0, e.id)?;
-    Ok(e)
+    Ok((e, true))
 }
 
 /// Ends every execution a previous process left pending or running (at start, before any

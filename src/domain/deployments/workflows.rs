@@ -202,8 +202,11 @@ pub fn update(
         }
     }
     if let Some(raw) = &input.description {
-        w.description = validate_description(raw)?;
-        changed.push("description");
+        let description = validate_description(raw)?;
+        if description != w.description {
+            w.description = description;
+            changed.push("description");
+        }
     }
     if let Some(raw) = &input.workflow_type {
         let t = validate_type(raw)?;

@@ -26,6 +26,7 @@ use crate::domain::deployments::records::{Deployment, Execution, Usage};
 use crate::domain::deployments::{api_deployments, template};
 use crate::domain::secrets::Vault;
 use crate::domain::{Error, ErrorCode};
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::workers::{QueueSender, Workers};
 
@@ -55,6 +56,7 @@ pub struct DeploymentService {
     config: DeploymentsConfig,
     store: Store,
     vault: Arc<Vault>,
+    metrics: Arc<Metrics>,
     rate: RateLimiter,
     concurrency: Arc<Concurrency>,
     queue: OnceLock<QueueSender<Job>>,
@@ -74,12 +76,18 @@ fn now_ms() -> i64 {
 }
 
 impl DeploymentService {
-    pub fn new(config: DeploymentsConfig, store: Store, vault: Arc<Vault>) -> Self {
+    pub fn new(
+        config: DeploymentsConfig,
+        store: Store,
+        vault: Arc<Vault>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let concurrency = Concurrency::new(config.max_concurrent_per_org, config.max_concurrent);
         Self {
             config,
             store,
             vault,
+            metrics,
             rate: RateLimiter::default(),
             concurrency,
             queue: OnceLock::new(),
@@ -254,8 +262,11 @@ impl DeploymentService {
     /// ends unrecorded.
     pub async fn stop(&self, deployment: u64, uuid: &str) -> Result<Execution, Error> {
         let (uuid_owned, now) = (uuid.to_string(), now_ms());
-        let e =
+        let (e, stopped) =
             self.store.write(move |tx| executions::stop(tx, deployment, &uuid_owned, now)).await?;
+        if stopped {
+            self.metrics.execution_ended(e.organization_id, e.status.as_str());
+        }
         self.wake(e.id);
         Ok(e)
     }
@@ -318,8 +329,12 @@ impl DeploymentService {
         let vault = Arc::clone(&self.vault);
         let now = now_ms();
         let r = self.store.write(move |tx| executions::finish(tx, &vault, id, &outcome, now)).await;
-        if let Err(e) = r {
-            tracing::error!(execution = id, error = %e, "an execution's outcome could not be stored");
+        match r {
+            Ok(Some(e)) => self.metrics.execution_ended(e.organization_id, e.status.as_str()),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(execution = id, error = %e, "an execution's outcome could not be stored");
+            }
         }
         self.count(deployment, |u| {
             u.finished_count += 1;

@@ -352,13 +352,13 @@ async fn idempotency_stop_pending_results_and_concurrency_limits() {
     let s = TestServer::start_with(&[
         ("GATEHOUSE_DEPLOYMENTS_WORKERS", "1"),
         ("GATEHOUSE_DEPLOYMENTS_MAX_CONCURRENT_PER_ORG", "3"),
-        ("GATEHOUSE_DEPLOYMENTS_TEMPLATE_FUEL", "2000000000"),
+        ("GATEHOUSE_DEPLOYMENTS_TEMPLATE_FUEL", "100000000"),
     ])
     .await;
     let t = Team::with(s).await;
-    // Runs until its deployment's 2 s limit (the fuel would last much longer).
+    // Runs until its deployment's 1 s limit (the fuel lasts several seconds).
     let slow = workflow(&t, "slow", json!({"template": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"})).await;
-    let (_, key) = deploy(&t, "slow", slow, json!({"timeout_seconds": 2})).await;
+    let (_, key) = deploy(&t, "slow", slow, json!({"timeout_seconds": 1})).await;
 
     let running = ok(submit(&t, &key, json!({})).await, 202).await["execution_id"]
         .as_str()
@@ -433,7 +433,7 @@ async fn rotation_ends_the_old_key_unless_given_grace() {
 #[tokio::test]
 async fn a_restart_during_a_run_marks_it_interrupted() {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let env = env_map(&[("GATEHOUSE_DEPLOYMENTS_TEMPLATE_FUEL", "2000000000")]);
+    let env = env_map(&[("GATEHOUSE_DEPLOYMENTS_TEMPLATE_FUEL", "100000000")]);
     let s = TestServer::start_in(std::sync::Arc::clone(&dir), env).await;
     let t = Team::with(s).await;
     let slow = workflow(&t, "slow", json!({"template": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"})).await;
