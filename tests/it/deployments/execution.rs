@@ -345,6 +345,15 @@ async fn runaway_templates_end_as_errors_without_leaking_secrets() {
         assert!(!done.to_string().contains(&secret()), "{name}: {done}");
         assert!(done["result"].is_null());
     }
+    // Ended executions are counted per organization and final status.
+    let admin = crate::harness::login_admin(&t.s).await;
+    let metrics = t.get("/api/v1/metrics/all", &admin).await.text().await.unwrap();
+    let series = format!(
+        "gatehouse_deployment_executions_total{{organization=\"{}\",status=\"ERROR\"}} 4",
+        t.owner.org_id
+    );
+    assert!(metrics.contains(&series), "{series} not in the scrape");
+    assert!(!metrics.contains(&secret()));
 }
 
 #[tokio::test]
