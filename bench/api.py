@@ -245,6 +245,43 @@ def cmd_probe(method, path, auth, body_file, ctype):
     print(status)
 
 
+def cmd_deploy():
+    """An API deployment for the deploy-* scenarios: a project and environment in the staff
+    account's first organization holding TOKEN, a json workflow reading it and input.name, and
+    a deployment of it (rate limit out of the way); prints ORG_ID, WORKFLOW_ID and DEPLOY_KEY."""
+    body = login()
+    token = body["token"]
+    orgs = body.get("organizations") or []
+    if orgs:
+        org_id = orgs[0]["id"]
+    else:
+        _, org = call("POST", "/api/organizations/", {"name": f"bench-org-{uuid.uuid4().hex[:8]}"}, token=token)
+        org_id = org["id"]
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    _, project = call("POST", "/api/projects/", {"name": name, "description": "bench", "organization": org_id}, token=token)
+    _, env = call(
+        "POST",
+        "/api/environments/",
+        {"name": "bench", "project": project["id"], "environment_type": "production"},
+        token=token,
+    )
+    call("POST", "/api/variables/", {"key": "TOKEN", "value": "bench-secret-token-0123456789", "environment": env["id"]}, token=token)
+    template = '{"greeting": "hello {{ input.name }}", "token": "{{ env.TOKEN }}"}'
+    _, wf = call(
+        "POST",
+        f"/unstract/{org_id}/api/v2/workflow/",
+        {"workflow_name": "bench", "template": template, "environment": env["id"], "output_format": "json"},
+        token=token,
+    )
+    _, dep = call(
+        "POST",
+        f"/unstract/{org_id}/api/v2/api-deployment/",
+        {"api_name": name, "workflow": wf["id"], "rate_limit_per_minute": 1000000},
+        token=token,
+    )
+    emit(ORG_ID=org_id, WORKFLOW_ID=wf["id"], DEPLOY_KEY=dep["api_key"])
+
+
 def cmd_orgs(n):
     """Creates n organizations, each with one project (so each has series of its own)."""
     token = login()["token"]
@@ -269,6 +306,8 @@ def main(argv):
             cmd_ingest_body(int(args[0]), args[1])
         elif cmd == "wait-count":
             cmd_wait_count(int(args[0]), float(args[1]))
+        elif cmd == "deploy":
+            cmd_deploy()
         elif cmd == "orgs":
             cmd_orgs(int(args[0]))
         elif cmd == "probe":
