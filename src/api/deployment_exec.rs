@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::error::ApiError;
 use crate::api::middleware::RequestContext;
+use crate::auth::ratelimit::{Bucket, Decision};
 use crate::crypto::ct_eq;
 use crate::domain::deployments::api_deployments;
 use crate::domain::deployments::executions::MAX_IDEMPOTENCY_KEY;
@@ -123,18 +124,43 @@ impl Endpoint for DeploymentRoutes {
 impl DeploymentRoutes {
     async fn handle(&self, req: Request) -> Response {
         let path = req.uri().path().to_string();
-        let Some(route) = route(&path) else {
-            return fail(Error::not_found("API"));
+        let parsed = route(&path);
+        let (key, needs_bearer) = match parsed {
+            Some(
+                Route::Execute { key } | Route::Status { key, .. } | Route::Result { key, .. },
+            ) => (key, true),
+            Some(Route::Docs { key }) => (key, false),
+            // An unknown route under a key still checks the key first: no route shape is
+            // learnt without one.
+            None => match key_segment(&path) {
+                Some(key) => (key, true),
+                None => return fail(Error::not_found("API")),
+            },
         };
-        let (key, needs_bearer) = match route {
-            Route::Execute { key } | Route::Status { key, .. } | Route::Result { key, .. } => {
-                (key, true)
+        // Keys are guessed like any credential: an address over its auth budget is refused
+        // before the lookup, and every refused key spends that budget (as in `authn`).
+        let ip = req.extensions().get::<RequestContext>().and_then(|c| c.client_ip);
+        let limiter = &self.state.credentials.limiter;
+        let now = crate::clock::unix_now();
+        if limiter.enabled() {
+            let d = limiter.peek(Bucket::Auth(ip), now);
+            if let Some(secs) = d.retry_after {
+                return with_auth_budget(fail(Error::rate_limited(secs)), &d);
             }
-            Route::Docs { key } => (key, false),
-        };
+        }
         let d = match self.authorize(&req, key, needs_bearer) {
             Ok(d) => d,
-            Err(e) => return fail(e),
+            Err(e) => {
+                let refused = fail(e);
+                if !limiter.enabled() {
+                    return refused;
+                }
+                let spent = limiter.check(Bucket::Auth(ip), now);
+                return with_auth_budget(refused, &spent);
+            }
+        };
+        let Some(route) = parsed else {
+            return fail(Error::not_found("API"));
         };
         self.state.deployments.count_request(d.id);
         let method = req.method().clone();
@@ -357,6 +383,22 @@ impl DeploymentRoutes {
             .header(header::CACHE_CONTROL, "no-store")
             .body(doc)
     }
+}
+
+/// The first segment after `/deployment/` (the key), if any.
+fn key_segment(path: &str) -> Option<&str> {
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    (parts.next() == Some("deployment")).then(|| parts.next()).flatten()
+}
+
+/// A refusal with the address's auth budget in the `X-RateLimit-*` headers.
+fn with_auth_budget(mut resp: Response, d: &Decision) -> Response {
+    let reset = u64::try_from(d.reset.saturating_sub(crate::clock::unix_now())).unwrap_or(0);
+    put_rate_headers(
+        &mut resp,
+        &RateDecision { limit: d.limit, remaining: d.remaining, reset, retry_after: d.retry_after },
+    );
+    resp
 }
 
 /// At most 64 characters of a client's value, for a message.

@@ -77,7 +77,8 @@ async fn schema_v1_data_file_opens_and_reads_back() {
     assert!(text.contains("s3cret-v2@") && text.contains("fixture:s3cret@"), "{text}");
 
     // Migration 3 gave the organization a UUID, shown beside its id.
-    let org: serde_json::Value = get_json(&server, "/api/organizations/1/").await;
+    let org_id = project["organization"].as_u64().unwrap_or_default();
+    let org: serde_json::Value = get_json(&server, &format!("/api/organizations/{org_id}/")).await;
     let org_uuid = org["uuid"].as_str().unwrap_or_default().to_string();
     assert!(uuid_like(&org_uuid), "{org}");
 

@@ -713,10 +713,22 @@ async fn l17_a_cached_secret_resolves_only_under_its_own_scheme() {
 
 #[tokio::test]
 async fn m6_deployment_paths_are_authenticated_and_limited() {
+    // Deployment routes take their own key, not an account credential; a refused key spends
+    // the address's auth budget, and an address over it is refused before any lookup.
     let server = TestServer::start_with(&[("GATEHOUSE_RATE_LIMIT_ENABLED", "true")]).await;
     let resp = get_with(&server, "/deployment/x/run", &format!("Token {}", "e".repeat(40))).await;
+    assert!(resp.headers().contains_key("x-ratelimit-remaining"));
     assert_error(resp, 401).await;
     let resp = server.get("/deployment/anything").await;
     assert!(resp.headers().contains_key("x-ratelimit-remaining"));
-    assert_error(resp, 404).await;
+    assert_error(resp, 401).await;
+    let key = format!("unst_{}", "A".repeat(43));
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let resp =
+            get_with(&server, &format!("/deployment/{key}/status/x/"), &format!("Bearer {key}"))
+                .await;
+        statuses.push(resp.status().as_u16());
+    }
+    assert!(statuses.contains(&401) && statuses.last() == Some(&429), "{statuses:?}");
 }
