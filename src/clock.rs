@@ -17,6 +17,12 @@ pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Milliseconds since the Unix epoch (execution times of API deployments).
+pub fn unix_now_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
 /// Seconds since the Unix epoch with the fraction (proto files show times as django-cfg's
 /// `os.stat` floats).
 pub fn unix_now_f64() -> f64 {

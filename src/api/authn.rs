@@ -125,7 +125,8 @@ fn error_response(e: Error) -> Response {
     resp
 }
 
-fn put_rate_headers(resp: &mut Response, d: &Decision) {
+/// The `X-RateLimit-*` headers of a decision (also the deployment routes' own rate).
+pub fn put_rate_headers(resp: &mut Response, d: &Decision) {
     let headers = resp.headers_mut();
     for (name, value) in [
         ("x-ratelimit-limit", d.limit.to_string()),

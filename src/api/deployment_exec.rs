@@ -12,6 +12,7 @@ use poem::web::Multipart;
 use poem::{Body, Endpoint, FromRequest, IntoResponse, Request, RequestBody, Response};
 use serde_json::{json, Map, Value};
 
+use crate::api::authn::put_rate_headers;
 use crate::api::error::ApiError;
 use crate::api::middleware::RequestContext;
 use crate::auth::ratelimit::{Bucket, Decision};
@@ -20,7 +21,6 @@ use crate::domain::deployments::api_deployments;
 use crate::domain::deployments::executions::MAX_IDEMPOTENCY_KEY;
 use crate::domain::deployments::records::{Deployment, Execution, WorkflowType};
 use crate::domain::{Error, ErrorCode};
-use crate::services::deployments::limits::RateDecision;
 use crate::services::deployments::SubmitRequest;
 use crate::services::Services;
 
@@ -99,18 +99,6 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .content_type("application/json")
         .header(header::CACHE_CONTROL, "no-store")
         .body(body.to_string())
-}
-
-fn put_rate_headers(resp: &mut Response, d: &RateDecision) {
-    for (name, value) in [
-        ("x-ratelimit-limit", d.limit),
-        ("x-ratelimit-remaining", d.remaining),
-        ("x-ratelimit-reset", d.reset),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
-            resp.headers_mut().insert(name, v);
-        }
-    }
 }
 
 impl Endpoint for DeploymentRoutes {
@@ -353,13 +341,12 @@ impl DeploymentRoutes {
 
     fn result_body(&self, e: &Execution) -> Result<Value, Error> {
         let result = self.state.deployments.result_of(e)?;
-        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         Ok(json!({
             "execution_id": e.uuid,
             "status": e.status.as_str(),
             "result": result,
             "error": e.error,
-            "elapsed_time": e.elapsed_seconds(i64::try_from(now_ms).unwrap_or(i64::MAX)),
+            "elapsed_time": e.elapsed_seconds(crate::clock::unix_now_ms()),
         }))
     }
 
@@ -393,11 +380,7 @@ fn key_segment(path: &str) -> Option<&str> {
 
 /// A refusal with the address's auth budget in the `X-RateLimit-*` headers.
 fn with_auth_budget(mut resp: Response, d: &Decision) -> Response {
-    let reset = u64::try_from(d.reset.saturating_sub(crate::clock::unix_now())).unwrap_or(0);
-    put_rate_headers(
-        &mut resp,
-        &RateDecision { limit: d.limit, remaining: d.remaining, reset, retry_after: d.retry_after },
-    );
+    put_rate_headers(&mut resp, d);
     resp
 }
 

@@ -7,16 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-/// A per-minute decision, with what the `X-RateLimit-*` headers say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateDecision {
-    pub limit: u64,
-    pub remaining: u64,
-    /// Seconds until the window resets.
-    pub reset: u64,
-    /// Set when refused.
-    pub retry_after: Option<u64>,
-}
+use crate::auth::ratelimit::Decision;
 
 /// Fixed one-minute windows per deployment.
 #[derive(Default)]
@@ -29,9 +20,12 @@ const PRUNE_AT: usize = 10_000;
 
 impl RateLimiter {
     /// Counts one request of `deployment` at `now` (seconds) against `limit` per minute.
-    pub fn check(&self, deployment: u64, limit: u64, now: i64) -> RateDecision {
+    /// The decision has the account limiter's shape, so both answer the same
+    /// `X-RateLimit-*` headers (`reset`: when the window ends, Unix seconds).
+    pub fn check(&self, deployment: u64, limit: u64, now: i64) -> Decision {
         let minute = now.div_euclid(60);
-        let reset = u64::try_from(60 - now.rem_euclid(60)).unwrap_or(60);
+        let left = u64::try_from(60 - now.rem_euclid(60)).unwrap_or(60);
+        let reset = (minute + 1) * 60;
         let mut windows = self.windows.lock();
         if windows.len() > PRUNE_AT {
             windows.retain(|_, (m, _)| *m == minute);
@@ -41,10 +35,10 @@ impl RateLimiter {
             *slot = (minute, 0);
         }
         if slot.1 >= limit {
-            return RateDecision { limit, remaining: 0, reset, retry_after: Some(reset.max(1)) };
+            return Decision { limit, remaining: 0, reset, retry_after: Some(left.max(1)) };
         }
         slot.1 += 1;
-        RateDecision { limit, remaining: limit - slot.1, reset, retry_after: None }
+        Decision { limit, remaining: limit - slot.1, reset, retry_after: None }
     }
 }
 
@@ -145,6 +139,7 @@ mod tests {
         }
         let refused = r.check(1, 3, t + 10);
         assert_eq!(refused.retry_after, Some(50));
+        assert_eq!(refused.reset, t + 60);
         assert_eq!(refused.remaining, 0);
         // Another deployment has its own window; the next minute starts afresh.
         assert_eq!(r.check(2, 3, t + 10).retry_after, None);

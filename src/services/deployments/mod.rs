@@ -18,7 +18,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::unix_now;
+use crate::auth::ratelimit::Decision;
+use crate::clock::{unix_now, unix_now_ms as now_ms};
 use crate::config::DeploymentsConfig;
 use crate::domain::deployments::api_deployments::Limits;
 use crate::domain::deployments::executions::{self, Outcome, Submission};
@@ -30,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::workers::{QueueSender, Workers};
 
-use limits::{Concurrency, RateDecision, RateLimiter, Slot};
+use limits::{Concurrency, RateLimiter, Slot};
 
 /// Executions removed per retention transaction.
 const SWEEP_STEP: usize = 1000;
@@ -68,11 +69,6 @@ pub struct DeploymentService {
     /// the next start marks them interrupted): a run must not keep the data file open.
     runs: TaskTracker,
     stopping: CancellationToken,
-}
-
-fn now_ms() -> i64 {
-    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
 
 impl DeploymentService {
@@ -175,7 +171,7 @@ impl DeploymentService {
     }
 
     /// Counts one submission against the deployment's per-minute rate.
-    pub fn check_rate(&self, d: &Deployment) -> RateDecision {
+    pub fn check_rate(&self, d: &Deployment) -> Decision {
         self.rate.check(d.id, d.rate_limit_per_minute, unix_now())
     }
 
@@ -280,7 +276,9 @@ impl DeploymentService {
     async fn run(&self, job: Job) {
         let started_at = Instant::now();
         let (id, now) = (job.execution_id, now_ms());
-        let started = self.store.write(move |tx| executions::start(tx, id, now)).await;
+        // Relaxed (not waited to disk): the outcome's write, durable, follows; a crash before
+        // it leaves the execution unfinished either way, and the next start ends it.
+        let started = self.store.write_relaxed(move |tx| executions::start(tx, id, now)).await;
         let execution = match started {
             Ok(Some(e)) => e,
             Ok(None) => return self.wake(id),
