@@ -372,6 +372,16 @@ impl DeploymentRoutes {
     }
 }
 
+/// The name the request log and the metrics give a call of these routes (never the key).
+pub fn operation_name(path: &str) -> Option<&'static str> {
+    Some(match route(path)? {
+        Route::Execute { .. } => "deployment_execute",
+        Route::Status { .. } => "deployment_status",
+        Route::Result { .. } => "deployment_result",
+        Route::Docs { .. } => "deployment_docs",
+    })
+}
+
 /// The first segment after `/deployment/` (the key), if any.
 fn key_segment(path: &str) -> Option<&str> {
     let mut parts = path.split('/').filter(|p| !p.is_empty());
@@ -669,6 +679,8 @@ mod tests {
         assert_eq!(route("/deployment/"), None);
         assert_eq!(route("/deployment/k/other/x"), None);
         assert!(owns("/deployment/x") && owns("//deployment") && !owns("/deployments/x"));
+        assert_eq!(operation_name("/deployment/unst_a/status/x/"), Some("deployment_status"));
+        assert_eq!(operation_name("/api/projects/"), None);
     }
 
     #[test]

@@ -140,6 +140,8 @@ fn http_names(path: &str, status: u16) -> &'static str {
         "redoc"
     } else if path.starts_with("/api/schema") {
         "schema_retrieve"
+    } else if let Some(name) = crate::api::deployment_exec::operation_name(path) {
+        name
     } else if status == 404 {
         "not_found"
     } else if status == 405 {
