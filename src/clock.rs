@@ -12,6 +12,12 @@ pub fn format_rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
+/// Epoch seconds as `20261201T013000Z`: RFC 3339's basic form, for file names (no colons,
+/// sorts by time).
+pub fn compact_utc(secs: i64) -> String {
+    rfc3339_from_unix(secs).chars().filter(|c| *c != '-' && *c != ':').collect()
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

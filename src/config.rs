@@ -158,8 +158,42 @@ pub struct DeploymentsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackupConfig {
-    pub interval_hours: u64,
+    /// Time between automatic snapshots in `DATA_DIR/backups/`: a number with a unit
+    /// (`90s`, `30m`, `6h`, `1d`); `0` or `off` turns them off.
+    pub interval: String,
+    /// Snapshot files kept (the oldest beyond this are deleted after each new one).
     pub keep: u64,
+}
+
+impl BackupConfig {
+    /// The snapshot interval, `None` when snapshots are off.
+    pub fn interval(&self) -> Result<Option<std::time::Duration>, ConfigError> {
+        parse_interval(&self.interval).map_err(|m| ConfigError::new("backup.interval", m))
+    }
+}
+
+/// `90s`, `30m`, `6h`, `1d` (or `0`/`off`: `None`).
+pub fn parse_interval(text: &str) -> Result<Option<std::time::Duration>, String> {
+    let text = text.trim();
+    if text == "0" || text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let bad = || format!("{text:?} is not a duration such as 90s, 30m, 6h or 1d (0 or off: none)");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let unit_seconds = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(unit_seconds) {
+        Some(0) => Ok(None),
+        Some(secs) if secs <= 366 * 86_400 => Ok(Some(std::time::Duration::from_secs(secs))),
+        _ => Err(format!("{text:?} is longer than a year")),
+    }
 }
 
 impl Default for ServerConfig {
@@ -272,7 +306,7 @@ impl Default for DeploymentsConfig {
 
 impl Default for BackupConfig {
     fn default() -> Self {
-        Self { interval_hours: 0, keep: 2 }
+        Self { interval: "6h".into(), keep: 7 }
     }
 }
 
@@ -392,6 +426,8 @@ impl Config {
         at_least("deployments.max_output_bytes", self.deployments.max_output_bytes, 1024)?;
         at_least("deployments.max_input_bytes", self.deployments.max_input_bytes, 1)?;
         at_least("backup.keep", self.backup.keep, 1)?;
+        at_most("backup.keep", self.backup.keep, 10_000)?;
+        self.backup.interval()?;
         at_least("metrics.max_series", self.metrics.max_series, 1)?;
         at_most("metrics.max_series", self.metrics.max_series, 100_000)?;
         Ok(())

@@ -5,6 +5,7 @@ pub mod admin_users;
 pub mod api_keys;
 pub mod audit_logs;
 pub mod auth;
+pub mod backup;
 pub mod authn;
 pub mod body;
 pub mod catalog;
@@ -70,6 +71,7 @@ pub type IdentityApis = (
     staff_keys::StaffApiKeysApi,
     pats::PatsApi,
     admin_users::AdminUsersApi,
+    backup::BackupApi,
 );
 
 /// Projects, environments, variables, import/export.

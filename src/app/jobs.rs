@@ -21,6 +21,30 @@ pub(super) fn register(workers: &Workers, state: &Arc<Services>) {
     register_deleted_sweeper(workers, Arc::clone(state));
     state.deployments.start(workers);
     register_deployment_jobs(workers, Arc::clone(state));
+    register_snapshots(workers, Arc::clone(state));
+}
+
+/// `backup.interval`: a snapshot in `DATA_DIR/backups/` one interval after the newest there.
+/// A failure is logged and counted; the next interval tries again.
+fn register_snapshots(workers: &Workers, state: Arc<Services>) {
+    let (Some(first), Some(period)) = (state.backup.first_delay(), state.backup.interval())
+    else {
+        return;
+    };
+    workers.every("scheduled snapshots", first, period, move |_| {
+        let backup = Arc::clone(&state.backup);
+        async move {
+            match backup.scheduled().await {
+                Ok(r) => tracing::info!(
+                    path = %r.path.display(),
+                    bytes = r.bytes,
+                    elapsed_ms = u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+                    "snapshot written"
+                ),
+                Err(e) => tracing::error!(error = %e, "scheduled snapshot failed"),
+            }
+        }
+    });
 }
 
 /// API deployments: usage counters written every few seconds, and executions past

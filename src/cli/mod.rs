@@ -2,6 +2,10 @@
 //! `admin rotate-master-key`, `jwt rotate`, `keys rotate-data-keys`.
 
 mod admin;
+mod backup;
+mod check;
+mod fetch;
+mod progress;
 mod rotate;
 
 use std::collections::BTreeMap;
@@ -50,8 +54,37 @@ pub struct CommonArgs {
 pub enum Command {
     /// Serve the API over HTTPS (the default)
     Serve,
-    /// Validate the configuration and open the data file, then exit
+    /// Check a stopped server's data: configuration, redb integrity, every record decodes,
+    /// every sealed value opens, the search index agrees (exit code 1 on a problem)
     Check,
+    /// Write a consistent snapshot of the data file to FILE: asks a running server through its
+    /// API (staff login token from --token or GATEHOUSE_TOKEN), or copies a stopped server's
+    /// file itself. The snapshot never contains the master key.
+    Backup {
+        /// Where to write the snapshot
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+        /// Staff login token (or `Bearer <jwt>`) for a running server [env: GATEHOUSE_TOKEN]
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+        /// The running server's base URL [default: from server.listen]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// CA certificate to trust [default: DATA_DIR/ca.pem]
+        #[arg(long, value_name = "FILE")]
+        cacert: Option<PathBuf>,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put a snapshot in place of the data file (stop the server first): checks it opens with
+    /// the master key, migrates an older schema, keeps the current file aside, and leaves the
+    /// search index to be rebuilt at the next start
+    Restore {
+        /// The snapshot (from `gatehouse backup` or DATA_DIR/backups/)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Print the OpenAPI document (JSON)
     Openapi,
     /// TLS utilities
@@ -163,7 +196,14 @@ pub fn run(cli: Cli) -> ExitCode {
     crate::logging::init(&config);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, &cli.common, env),
-        Command::Check => check(&config, &cli.common, &env),
+        Command::Check => check::check(&config, &cli.common, &env),
+        Command::Backup { output, token, url, cacert, force } => backup::backup(
+            &config,
+            &cli.common,
+            &env,
+            backup::BackupArgs { output, token, url, cacert, force },
+        ),
+        Command::Restore { file } => backup::restore(&config, &cli.common, &env, &file),
         Command::Openapi => {
             println!("{}", crate::api::spec_json());
             Ok(())
@@ -188,7 +228,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
 }
 
@@ -227,37 +267,6 @@ fn serve(config: Config, common: &CommonArgs, env: BTreeMap<String, String>) -> 
         running.run_until_signal(signals).await;
         Ok(())
     })
-}
-
-fn check(
-    config: &Config,
-    common: &CommonArgs,
-    env: &BTreeMap<String, String>,
-) -> Result<(), String> {
-    let credentials_dir = env.get("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let (store, _, info) = crate::app::open_store(
-        config,
-        common.master_key_file.as_deref(),
-        credentials_dir.as_deref(),
-    )
-    .map_err(|e| e.to_string())?;
-    let verified = store.verify(crate::services::schema::all_tables());
-    store.close();
-    let verified = verified.map_err(|e| format!("data file: {e}"))?;
-    if !verified.unknown.is_empty() {
-        return Err(format!(
-            "data file: tables this binary does not know: {}",
-            verified.unknown.join(", ")
-        ));
-    }
-    let rows: u64 = verified.rows.iter().map(|(_, n)| n).sum();
-    println!(
-        "ok: configuration valid, data file schema {}, instance {}, {} tables, {rows} rows read",
-        info.schema_version,
-        info.instance_id,
-        verified.rows.len()
-    );
-    Ok(())
 }
 
 /// Opens the data file of a stopped server (a running one holds redb's lock).

@@ -16,6 +16,25 @@ pub enum MasterKeyError {
     TooOpen { path: PathBuf, mode: u32 },
     #[error("could not generate a master key")]
     Random,
+    #[error("no master key: none given with --master-key-file, none in $CREDENTIALS_DIRECTORY, and no {path}")]
+    Missing { path: PathBuf },
+}
+
+/// Like [`load_or_create_master_key`], but never creates one: for commands that read an
+/// existing data file or snapshot (a new key would open nothing).
+pub fn load_master_key(
+    explicit: Option<&Path>,
+    credentials_dir: Option<&Path>,
+    data_dir: &Path,
+) -> Result<(SecretKey, PathBuf), MasterKeyError> {
+    let path = data_dir.join("master.key");
+    let given = explicit.is_some()
+        || credentials_dir.is_some_and(|d| d.join("master.key").is_file())
+        || path.is_file();
+    if !given {
+        return Err(MasterKeyError::Missing { path });
+    }
+    load_or_create_master_key(explicit, credentials_dir, data_dir)
 }
 
 /// Loads the master key from, in order: `explicit` (`--master-key-file`),

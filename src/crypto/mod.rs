@@ -3,7 +3,7 @@
 
 mod master_key;
 
-pub use master_key::{load_or_create_master_key, MasterKeyError};
+pub use master_key::{load_master_key, load_or_create_master_key, MasterKeyError};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};

@@ -15,6 +15,7 @@ pub mod orgs;
 pub mod pats;
 pub mod protos;
 pub mod records;
+pub mod sealcheck;
 pub mod secrets;
 pub mod sessions;
 

@@ -53,6 +53,14 @@ pub struct Watermark {
     pub audit_seq: u64,
 }
 
+/// What [`LogIndex::inspect`] found.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexSummary {
+    pub watermark: Watermark,
+    pub requests: u64,
+    pub audit: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Fields {
     kind: Field,
@@ -664,6 +672,21 @@ impl LogIndex {
         limit: usize,
     ) -> Result<(u64, Vec<u64>), IndexError> {
         self.run(&self.audit_query(q), offset, limit)
+    }
+
+    /// Opens the index in `dir` without changing it (for `gatehouse check`) and counts its
+    /// request and audit documents. `Err` says why it would be rebuilt at the next start.
+    pub fn inspect(dir: &Path) -> Result<IndexSummary, String> {
+        let (index, watermark) = Self::try_open(dir)?;
+        let searcher = index.reader.searcher();
+        let count = |kind| {
+            searcher.search(&*Self::term_u64(index.f.kind, kind), &Count).map_err(|e| e.to_string())
+        };
+        Ok(IndexSummary {
+            watermark,
+            requests: count(KIND_REQUEST)? as u64,
+            audit: count(KIND_AUDIT)? as u64,
+        })
     }
 
     /// A query for request records created before `cutoff` (for retention).

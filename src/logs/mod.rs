@@ -5,6 +5,7 @@
 //! arrived, so a client sees its own previous call.
 
 mod agg;
+pub mod consistency;
 pub mod disk;
 pub mod index;
 pub mod quota;

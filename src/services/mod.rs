@@ -8,6 +8,7 @@
 //! installed here, which dispatches each [`Effect`] to the area that owns it.
 
 pub mod accounts;
+pub mod backup;
 pub mod deployments;
 mod probe;
 pub mod rotation;
@@ -46,6 +47,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// API deployments: limits, the execution worker pool, usage.
     pub deployments: Arc<deployments::DeploymentService>,
+    /// Snapshots of the data file (on demand and scheduled).
+    pub backup: Arc<backup::BackupService>,
 }
 
 /// Why the services could not start.
@@ -59,6 +62,8 @@ pub enum ServicesError {
     Metrics(crate::domain::Error),
     #[error("deployments start-up: {0}")]
     Deployments(crate::domain::Error),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("a start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -113,8 +118,18 @@ impl Services {
                 "executions interrupted by the restart marked ERROR"
             );
         }
+        let interval = config.backup.interval().map_err(|e| ServicesError::Config(e.to_string()))?;
+        let backup = Arc::new(backup::BackupService::new(
+            store.clone(),
+            master.clone(),
+            &data_dir,
+            config.backup.keep,
+            interval,
+        ));
+        backup.clean_leftovers();
         Ok(Arc::new(Self {
             deployments,
+            backup,
             config,
             store,
             master,

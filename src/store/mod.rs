@@ -8,6 +8,7 @@ mod error;
 mod migrate;
 mod range;
 pub mod schema;
+pub mod snapshot;
 mod tx;
 mod typed;
 mod writer;

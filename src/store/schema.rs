@@ -109,6 +109,21 @@ pub fn verify<'a>(
     Ok(out)
 }
 
+/// Names of the file's tables that `tables` does not list (without reading any rows).
+pub fn verify_names<'a>(
+    tx: &ReadTransaction,
+    tables: impl IntoIterator<Item = &'a TableInfo>,
+) -> Result<Vec<String>, StoreError> {
+    let known: std::collections::BTreeSet<&str> = tables.into_iter().map(|t| t.name).collect();
+    let mut unknown = Vec::new();
+    for handle in tx.list_tables()? {
+        if !known.contains(handle.name()) {
+            unknown.push(handle.name().to_string());
+        }
+    }
+    Ok(unknown)
+}
+
 /// Decodes every record of a record table (the [`Shape::Records`] check).
 pub(super) fn verify_records<T: Record>(
     tx: &ReadTransaction,

@@ -110,7 +110,7 @@ fn insecure_http_is_refused_off_loopback() {
 
 #[test]
 fn precedence_flag_over_env_over_file() {
-    // `check` opens (creates) the data file in the effective data_dir; see which one won.
+    // `check` names the data file of the effective data_dir; see which one won.
     let dir = tempfile::tempdir().unwrap();
     let (from_file, from_env, from_flag) =
         (dir.path().join("file"), dir.path().join("env"), dir.path().join("flag"));
@@ -119,19 +119,24 @@ fn precedence_flag_over_env_over_file() {
         .unwrap();
     let cfg = config.to_str().unwrap();
     let env_dir = from_env.to_str().unwrap();
+    let checked = |out: &Output, dir: &Path| {
+        assert!(out.status.success(), "{}", stderr_of(out));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let named = dir.join("gatehouse.redb");
+        assert!(stdout.contains(named.to_str().unwrap()), "{stdout}");
+    };
     let out =
         run(gatehouse(&["check", "--config", cfg, "--data-dir", from_flag.to_str().unwrap()])
             .env("GATEHOUSE_SERVER_DATA_DIR", env_dir));
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(from_flag.join("gatehouse.redb").exists());
-    assert!(!from_env.exists() && !from_file.exists());
+    checked(&out, &from_flag);
     let out = run(gatehouse(&["check", "--config", cfg]).env("GATEHOUSE_SERVER_DATA_DIR", env_dir));
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(from_env.join("gatehouse.redb").exists());
-    assert!(!from_file.exists());
+    checked(&out, &from_env);
     let out = run(&mut gatehouse(&["check", "--config", cfg]));
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(from_file.join("gatehouse.redb").exists());
+    checked(&out, &from_file);
+    // `check` creates nothing: not the data file, not a master key.
+    for d in [&from_file, &from_env, &from_flag] {
+        assert!(!d.join("gatehouse.redb").exists() && !d.join("master.key").exists());
+    }
 }
 
 /// A served binary; killed on drop if a test fails before stopping it.

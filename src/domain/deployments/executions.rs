@@ -216,6 +216,17 @@ fn seal_result(
     Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
 }
 
+/// True when the execution's sealed result opens under `key` (for `gatehouse check`).
+pub fn result_opens(key: &sealing::DataKey, e: &Execution) -> bool {
+    let Some(sealed) = &e.result_sealed else { return true };
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(sealed) else {
+        return false;
+    };
+    let aad = result_aad(e);
+    key.current.open(&aad, &bytes).is_ok()
+        || key.previous.as_ref().is_some_and(|p| p.open(&aad, &bytes).is_ok())
+}
+
 /// The result of a completed execution, opened; `Err` if it does not open (the organization's
 /// data key was rotated past it).
 pub fn open_result(
