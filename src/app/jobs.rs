@@ -27,8 +27,7 @@ pub(super) fn register(workers: &Workers, state: &Arc<Services>) {
 /// `backup.interval`: a snapshot in `DATA_DIR/backups/` one interval after the newest there.
 /// A failure is logged and counted; the next interval tries again.
 fn register_snapshots(workers: &Workers, state: Arc<Services>) {
-    let (Some(first), Some(period)) = (state.backup.first_delay(), state.backup.interval())
-    else {
+    let (Some(first), Some(period)) = (state.backup.first_delay(), state.backup.interval()) else {
         return;
     };
     workers.every("scheduled snapshots", first, period, move |_| {

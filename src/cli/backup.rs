@@ -76,12 +76,12 @@ enum Offline {
 fn offline(config: &Config, master: &SecretKey, output: &Path) -> Result<(), Offline> {
     let data_file = config.server.data_dir.join("gatehouse.redb");
     let migrations = crate::services::schema::MIGRATIONS;
-    let (store, _) = match Store::open(&data_file, master, config.storage.cache_size_mb, 1, migrations)
-    {
-        Ok(opened) => opened,
-        Err(e) if snapshot::is_in_use(&e) => return Err(Offline::InUse),
-        Err(e) => return Err(Offline::Failed(format!("cannot open the data file: {e}"))),
-    };
+    let (store, _) =
+        match Store::open(&data_file, master, config.storage.cache_size_mb, 1, migrations) {
+            Ok(opened) => opened,
+            Err(e) if snapshot::is_in_use(&e) => return Err(Offline::InUse),
+            Err(e) => return Err(Offline::Failed(format!("cannot open the data file: {e}"))),
+        };
     let mut progress = Progress::new("backup", Unit::Rows);
     let result = store.snapshot(output, &tables(), master, &mut |p| {
         progress.update(p.rows_done, p.rows_total);
@@ -124,9 +124,8 @@ fn online(
         Some(u) => u.trim_end_matches('/').to_string(),
         None => default_url(config)?,
     };
-    let url: hyper::Uri = format!("{url}/api/admin/backup/")
-        .parse()
-        .map_err(|e| format!("--url: {e}"))?;
+    let url: hyper::Uri =
+        format!("{url}/api/admin/backup/").parse().map_err(|e| format!("--url: {e}"))?;
     let ca_path = args.cacert.clone().unwrap_or_else(|| config.server.data_dir.join("ca.pem"));
     let ca_pem = std::fs::read(&ca_path).ok();
     let target = Target { url, ca_pem, authorization };
@@ -163,10 +162,7 @@ fn online(
 }
 
 /// Every record decodes (and the master key opens it, when this machine has the key).
-fn check_download(
-    path: &Path,
-    master: Option<&SecretKey>,
-) -> Result<snapshot::Inspection, String> {
+fn check_download(path: &Path, master: Option<&SecretKey>) -> Result<snapshot::Inspection, String> {
     snapshot::inspect(path, &tables(), master)
         .map_err(|e| format!("the downloaded snapshot does not check out: {e}"))
 }

@@ -21,10 +21,7 @@ pub fn check(
     let data_dir = &config.server.data_dir;
     let data_file = data_dir.join("gatehouse.redb");
     if !data_file.is_file() {
-        println!(
-            "data file: none yet at {} (the first start creates it)",
-            data_file.display()
-        );
+        println!("data file: none yet at {} (the first start creates it)", data_file.display());
         return Ok(());
     }
     println!("data file: {} ({})", data_file.display(), human_bytes(Store::file_size(&data_file)));
@@ -101,9 +98,9 @@ fn check_open_store(
         ));
     }
     match check_index(store, data_dir).map_err(|e| format!("search index: {e}"))? {
-        IndexCheck::Consistent { requests, audit } => println!(
-            "search index: consistent ({requests} request and {audit} audit documents)"
-        ),
+        IndexCheck::Consistent { requests, audit } => {
+            println!("search index: consistent ({requests} request and {audit} audit documents)")
+        }
         IndexCheck::Behind { requests, audit } => println!(
             "search index: {requests} request and {audit} audit records not indexed yet (the \
              next start indexes them)"

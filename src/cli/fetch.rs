@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
@@ -21,6 +22,10 @@ pub struct Target {
 
 /// Errors bodies are read up to this size (they are small JSON documents).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The server writes and checks the whole snapshot before it answers.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(3600);
+/// A download that stalls this long has failed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// POSTs to `target` and writes a 200 body to `out`; returns the bytes written. A non-200
 /// answer becomes its error message.
@@ -84,8 +89,10 @@ where
         .await
         .map_err(|e| format!("HTTP handshake failed: {e}"))?;
     let driver = tokio::spawn(conn);
-    let response =
-        sender.send_request(request).await.map_err(|e| format!("the request failed: {e}"))?;
+    let response = tokio::time::timeout(ANSWER_TIMEOUT, sender.send_request(request))
+        .await
+        .map_err(|_| "no answer within an hour".to_string())?
+        .map_err(|e| format!("the request failed: {e}"))?;
     let status = response.status();
     let total = response
         .headers()
@@ -96,7 +103,7 @@ where
     let mut body = response.into_body();
     if status != hyper::StatusCode::OK {
         let mut text = Vec::new();
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = next_frame(&mut body).await? {
             let frame = frame.map_err(|e| format!("reading the answer: {e}"))?;
             if let Some(data) = frame.data_ref() {
                 text.extend_from_slice(data);
@@ -110,7 +117,7 @@ where
     }
     let mut progress = Progress::new("downloading", Unit::Bytes);
     let mut written = 0u64;
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = next_frame(&mut body).await? {
         let frame = frame.map_err(|e| format!("the download broke off: {e}"))?;
         if let Some(data) = frame.data_ref() {
             out.write_all(data).map_err(|e| format!("writing the snapshot: {e}"))?;
@@ -124,6 +131,15 @@ where
         return Err(format!("the download ended after {written} of {total} bytes"));
     }
     Ok(written)
+}
+
+type Frame = Result<hyper::body::Frame<Bytes>, hyper::Error>;
+
+/// The next frame of `body`, or an error when none comes for [`IDLE_TIMEOUT`].
+async fn next_frame(body: &mut hyper::body::Incoming) -> Result<Option<Frame>, String> {
+    tokio::time::timeout(IDLE_TIMEOUT, body.frame())
+        .await
+        .map_err(|_| format!("the download stalled for {} s", IDLE_TIMEOUT.as_secs()))
 }
 
 /// The `error` text of an error body in the house format, or the body itself.

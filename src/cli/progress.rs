@@ -65,7 +65,8 @@ impl Progress {
             return Some(match fraction {
                 Some(permille) => {
                     let filled = (permille * WIDTH / 1000) as usize;
-                    let bar = format!("{}{}", "#".repeat(filled), "-".repeat(WIDTH as usize - filled));
+                    let bar =
+                        format!("{}{}", "#".repeat(filled), "-".repeat(WIDTH as usize - filled));
                     format!("{} [{bar}] {:>3}% {counts}", self.label, permille / 10)
                 }
                 None => format!("{} {counts}", self.label),
@@ -77,7 +78,9 @@ impl Progress {
         }
         self.last_tenth = Some(tenth);
         Some(match fraction {
-            Some(permille) => format!("{}: {}% ({})", self.label, permille / 10, self.counts(done, total)),
+            Some(permille) => {
+                format!("{}: {}% ({})", self.label, permille / 10, self.counts(done, total))
+            }
             None => format!("{}: {}", self.label, self.counts(done, total)),
         })
     }

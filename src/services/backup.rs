@@ -104,8 +104,7 @@ impl BackupService {
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".partial")
-                || name.starts_with(".download-")
+            if name.starts_with('.') && name.ends_with(".partial") || name.starts_with(".download-")
             {
                 let _ = std::fs::remove_file(entry.path());
             }

@@ -118,7 +118,8 @@ impl Services {
                 "executions interrupted by the restart marked ERROR"
             );
         }
-        let interval = config.backup.interval().map_err(|e| ServicesError::Config(e.to_string()))?;
+        let interval =
+            config.backup.interval().map_err(|e| ServicesError::Config(e.to_string()))?;
         let backup = Arc::new(backup::BackupService::new(
             store.clone(),
             master.clone(),

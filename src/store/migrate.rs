@@ -87,7 +87,9 @@ pub fn reseal_master_check(
 /// True when `master` opens the file's check value (read side, for snapshots and restores).
 pub fn master_key_matches(tx: &ReadTransaction, master: &SecretKey) -> Result<bool, StoreError> {
     let Some(sealed) = read_meta(tx, "master_check")? else { return Ok(false) };
-    Ok(matches!(master.open(MASTER_CHECK_AAD, &sealed), Ok(plain) if plain == MASTER_CHECK_PLAINTEXT))
+    Ok(
+        matches!(master.open(MASTER_CHECK_AAD, &sealed), Ok(plain) if plain == MASTER_CHECK_PLAINTEXT),
+    )
 }
 
 pub fn read_schema_version(tx: &ReadTransaction) -> Result<u64, StoreError> {

@@ -29,7 +29,9 @@ pub enum SnapshotError {
     Store(#[from] StoreError),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("the data file has tables this binary does not know ({0}); a snapshot would lose them")]
+    #[error(
+        "the data file has tables this binary does not know ({0}); a snapshot would lose them"
+    )]
     UnknownTables(String),
     #[error("the snapshot does not match the data file: {0}")]
     Mismatch(String),

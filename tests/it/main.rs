@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod backup;
 mod cli;
 mod deployments;
 mod fixture;
