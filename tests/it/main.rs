@@ -9,6 +9,7 @@
 mod harness;
 
 mod cli;
+mod crash;
 mod deployments;
 mod fixture;
 mod foundation;
