@@ -8,14 +8,26 @@
 //! only of relaxed mutations commits without fsync, and the thread makes everything durable
 //! with the next durable batch or at most [`FLUSH_INTERVAL`] later, so hot paths that only
 //! record what happened do not pay an fsync per batch.
+//!
+//! A full disk must not break the store (see `tests/it/disk_full.rs`). Before each batch the
+//! writer looks at the free space ([`DiskSpace`]) and refuses the batch (`DiskFull`, 503) while
+//! it is below the reserve, so redb does not meet ENOSPC mid-commit. The reserve can still be
+//! eaten by others; redb then latches the I/O failure and fails every later transaction, reads
+//! included (`PreviousIo`), until the file is closed and opened again. So after a commit fails
+//! with an I/O error the writer answers the batch (503), closes the file and opens it again
+//! ([`DbSlot::reopen`]), which keeps every earlier durable commit; if the open fails (still
+//! full), it tries again before later batches, at most once per [`REOPEN_EVERY`].
 
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use redb::{Database, Durability};
+use parking_lot::{Mutex, RwLock};
+use redb::{Database, Durability, ReadableDatabase as _};
 use tokio::sync::{oneshot, watch};
 
 use super::tx::{EffectSink, WriteTx};
@@ -23,6 +35,196 @@ use super::StoreError;
 
 /// Longest time a relaxed commit stays without fsync.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Free space that ends the "disk full" state after a real ENOSPC (when the reserve is smaller).
+const ROOM_AGAIN: u64 = 1 << 20;
+
+/// Least time between two attempts to open the data file again after an I/O failure.
+pub const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// The open data file, replaceable: the writer closes and reopens it after an I/O failure
+/// (redb refuses every transaction on a handle that has seen one). Readers take a clone of the
+/// handle only while they begin a transaction; a read transaction does not keep the handle.
+pub struct DbSlot {
+    path: PathBuf,
+    cache_bytes: usize,
+    db: RwLock<Option<Arc<Database>>>,
+    /// Bumped by every reopen: a reader that met the latched failure waits for the next one.
+    generation: AtomicU64,
+}
+
+/// Longest a reader waits for the writer to reopen a file that failed under it.
+const READ_WAITS_FOR_REOPEN: Duration = Duration::from_millis(500);
+
+impl DbSlot {
+    pub fn new(db: Database, path: &Path, cache_bytes: usize) -> Self {
+        let db = RwLock::new(Some(Arc::new(db)));
+        Self { path: path.to_path_buf(), cache_bytes, db, generation: AtomicU64::new(0) }
+    }
+
+    /// Begins a read transaction on the open file; `Reopening` while it is closed. A read that
+    /// meets the latched I/O failure waits (briefly) for the writer to reopen the file, which
+    /// it does right after the failed commit, and tries once more.
+    pub fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let first = self.current()?.begin_read().map_err(StoreError::from);
+        match first {
+            Err(e) if e.needs_reopen() => {
+                let start = Instant::now();
+                while self.generation.load(Ordering::Acquire) == generation {
+                    if start.elapsed() >= READ_WAITS_FOR_REOPEN {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(self.current()?.begin_read()?)
+            }
+            other => other,
+        }
+    }
+
+    fn current(&self) -> Result<Arc<Database>, StoreError> {
+        self.db.read().clone().ok_or(StoreError::Reopening)
+    }
+
+    fn is_open(&self) -> bool {
+        self.db.read().is_some()
+    }
+
+    /// Closes the file (once no reader holds the handle) and opens it again; redb's repair on
+    /// open brings back the last durable commit. Readers wait for it (the slot's lock is held
+    /// throughout) rather than fail. On failure the slot stays closed.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self.db.write();
+        if let Some(mut old) = slot.take() {
+            // Readers hold their clone for the few microseconds of `begin_read`.
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        // Closing a handle that saw an I/O failure reports it again.
+                        if let Err(e) = db.close() {
+                            tracing::debug!(error = %e, "closing the failed data file");
+                        }
+                        break;
+                    }
+                    Err(still_shared) => {
+                        old = still_shared;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+        // Readers waiting on the old handle go on (to the new one, or to `Reopening`).
+        self.generation.fetch_add(1, Ordering::Release);
+        let db = redb::Builder::new().set_cache_size(self.cache_bytes).create(&self.path)?;
+        *slot = Some(Arc::new(db));
+        Ok(())
+    }
+}
+
+/// The free space of the data directory's filesystem and the reserve the writer keeps.
+pub struct DiskSpace {
+    dir: PathBuf,
+    reserve: AtomicU64,
+    /// Free bytes at the last look (statvfs `f_bavail`); `u64::MAX` until known.
+    free: AtomicU64,
+    /// A commit failed with ENOSPC and none has succeeded since.
+    hit_enospc: AtomicBool,
+    /// Writes refused or failed for lack of space since start.
+    refused: AtomicU64,
+}
+
+impl DiskSpace {
+    fn new(data_file: &Path) -> Self {
+        let dir = data_file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Self {
+            dir,
+            reserve: AtomicU64::new(0),
+            free: AtomicU64::new(u64::MAX),
+            hit_enospc: AtomicBool::new(false),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the reserve in bytes (0: no reserve; a real ENOSPC is still answered 503).
+    pub fn set_reserve(&self, bytes: u64) {
+        self.reserve.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn reserve(&self) -> u64 {
+        self.reserve.load(Ordering::Relaxed)
+    }
+
+    /// Looks at the free space now; `None` if the filesystem cannot say.
+    pub fn free_bytes(&self) -> Option<u64> {
+        match fs4::available_space(&self.dir) {
+            Ok(free) => {
+                self.free.store(free, Ordering::Relaxed);
+                Some(free)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the free disk space");
+                None
+            }
+        }
+    }
+
+    /// Whether writes are refused now: free space below the reserve, or a commit met ENOSPC
+    /// and none has succeeded since.
+    pub fn refusing_writes(&self) -> bool {
+        let low = self.free_bytes().is_some_and(|free| free < self.reserve());
+        low || self.hit_enospc.load(Ordering::Relaxed)
+    }
+
+    /// Writes refused or failed for lack of space since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// The writer's look before a batch: `DiskFull` below the reserve. Unknown is not low.
+    fn admit(&self, jobs: usize) -> Result<(), StoreError> {
+        let reserve = self.reserve();
+        let was = self.free.load(Ordering::Relaxed);
+        let Some(free) = self.free_bytes() else { return Ok(()) };
+        if free >= reserve {
+            if was < reserve {
+                tracing::warn!(
+                    free_bytes = free,
+                    "disk space recovered: writes are accepted again"
+                );
+            }
+            return Ok(());
+        }
+        if was >= reserve {
+            tracing::warn!(
+                free_bytes = free,
+                reserve_bytes = reserve,
+                "the data disk is full: writes are refused until space is freed"
+            );
+        }
+        self.refused.fetch_add(jobs as u64, Ordering::Relaxed);
+        Err(StoreError::DiskFull { free, reserve })
+    }
+
+    fn note_commit(&self, result: Result<(), &StoreError>, jobs: usize) {
+        match result {
+            // Small commits may still fit after an ENOSPC: the disk counts as full again only
+            // once a commit succeeds with room for more than that.
+            Ok(()) if self.hit_enospc.load(Ordering::Relaxed) => {
+                let room = self.free_bytes().is_some_and(|f| f >= self.reserve().max(ROOM_AGAIN));
+                if room && self.hit_enospc.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("disk space recovered after running out: writes succeed again");
+                }
+            }
+            Ok(()) => {}
+            Err(e) if e.unavailable() == Some(super::error::Unavailable::DiskFull) => {
+                self.hit_enospc.store(true, Ordering::Relaxed);
+                self.refused.fetch_add(jobs as u64, Ordering::Relaxed);
+            }
+            Err(_) => {}
+        }
+    }
+}
 
 trait Job: Send {
     /// Runs the mutation; `true` if it succeeded (its result waits for the commit).
@@ -85,21 +287,30 @@ pub struct WriterHandle {
     commits: watch::Receiver<u64>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     sink: Arc<OnceLock<EffectSink>>,
+    space: Arc<DiskSpace>,
 }
 
-pub fn spawn(db: Arc<Database>, max_batch: usize) -> Result<WriterHandle, StoreError> {
+/// Starts the writer on `slot`, the file at `path`.
+pub fn spawn(slot: Arc<DbSlot>, max_batch: usize, path: &Path) -> Result<WriterHandle, StoreError> {
     let (sender, receiver) = mpsc::channel();
     let (commit_tx, commits) = watch::channel(0u64);
     let sink = Arc::new(OnceLock::new());
-    let thread_sink = Arc::clone(&sink);
+    let space = Arc::new(DiskSpace::new(path));
+    let (thread_sink, thread_space) = (Arc::clone(&sink), Arc::clone(&space));
     let thread = std::thread::Builder::new()
         .name("gatehouse-writer".into())
         .spawn(move || {
-            let writer = Writer { db: &db, sink: &thread_sink };
+            let writer = Writer {
+                slot: &slot,
+                sink: &thread_sink,
+                space: &thread_space,
+                last_reopen: Cell::new(None),
+            };
             writer.run(&receiver, &commit_tx, max_batch.max(1));
         })
         .map_err(StoreError::WriterStart)?;
-    Ok(WriterHandle { sender, commits, thread: Arc::new(Mutex::new(Some(thread))), sink })
+    let thread = Arc::new(Mutex::new(Some(thread)));
+    Ok(WriterHandle { sender, commits, thread, sink, space })
 }
 
 impl WriterHandle {
@@ -140,6 +351,11 @@ impl WriterHandle {
         self.sink.set(sink).is_ok()
     }
 
+    /// The free space the writer watches and the reserve it keeps.
+    pub fn disk_space(&self) -> &Arc<DiskSpace> {
+        &self.space
+    }
+
     /// Lets the writer finish what is queued, then joins it.
     pub fn shutdown(&self) {
         let _ = self.sender.send(Msg::Shutdown);
@@ -149,15 +365,17 @@ impl WriterHandle {
     }
 }
 
-/// The writer thread's view: the database and where commit effects go.
+/// The writer thread's view: the database, where commit effects go, and the disk space.
 struct Writer<'a> {
-    db: &'a Database,
+    slot: &'a DbSlot,
     sink: &'a OnceLock<EffectSink>,
+    space: &'a DiskSpace,
+    /// When the file was last (re)opened after a failure.
+    last_reopen: Cell<Option<Instant>>,
 }
 
 impl Writer<'_> {
     fn run(&self, receiver: &mpsc::Receiver<Msg>, commits: &watch::Sender<u64>, max_batch: usize) {
-        let db = self.db;
         let mut done = false;
         // When the oldest commit not yet on disk was made (relaxed commits only).
         let mut unflushed_since: Option<Instant> = None;
@@ -172,11 +390,11 @@ impl Writer<'_> {
                     match receiver.recv_timeout(wait) {
                         Ok(m) => m,
                         Err(mpsc::RecvTimeoutError::Timeout) => {
-                            flush(db, &mut unflushed_since);
+                            self.flush(&mut unflushed_since);
                             continue;
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => {
-                            flush(db, &mut unflushed_since);
+                            self.flush(&mut unflushed_since);
                             return;
                         }
                     }
@@ -186,7 +404,7 @@ impl Writer<'_> {
             match first {
                 Msg::Job(j) => batch.push(j),
                 Msg::Shutdown => {
-                    flush(db, &mut unflushed_since);
+                    self.flush(&mut unflushed_since);
                     return;
                 }
             }
@@ -203,29 +421,39 @@ impl Writer<'_> {
             let overdue = unflushed_since.is_some_and(|t| t.elapsed() >= FLUSH_INTERVAL);
             let durable = done || overdue || batch.iter().any(|j| j.durable());
             let durability = if durable { Durability::Immediate } else { Durability::None };
-            if self.run_batch(batch, durability) {
-                if durable {
-                    unflushed_since = None;
-                } else if unflushed_since.is_none() {
-                    unflushed_since = Some(Instant::now());
+            match self.run_batch(batch, durability) {
+                Ok(()) if durable => unflushed_since = None,
+                Ok(()) => {
+                    unflushed_since.get_or_insert_with(Instant::now);
                 }
+                // The file was reopened (see `fail`): relaxed commits not yet on disk went with
+                // the old handle.
+                Err(e) if e.needs_reopen() => unflushed_since = None,
+                Err(_) => {}
             }
             commits.send_modify(|n| *n += 1);
         }
-        flush(db, &mut unflushed_since);
+        self.flush(&mut unflushed_since);
     }
 
-    /// Runs and commits one batch; `true` if the commit succeeded. The effects of the committed
-    /// mutations go to the sink before any of them is answered.
-    fn run_batch(&self, batch: Vec<Box<dyn Job>>, durability: Durability) -> bool {
-        let db = self.db;
+    /// Runs and commits one batch. The effects of the committed mutations go to the sink
+    /// before any of them is answered.
+    fn run_batch(
+        &self,
+        batch: Vec<Box<dyn Job>>,
+        durability: Durability,
+    ) -> Result<(), Arc<StoreError>> {
+        if let Err(e) = self.ready(batch.len()) {
+            return Err(fail_all(batch, e));
+        }
+        let db = match self.slot.current() {
+            Ok(db) => db,
+            Err(e) => return Err(fail_all(batch, e)),
+        };
         let mut succeeded: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
-        let mut tx = match begin(db, durability) {
+        let mut tx = match begin(&db, durability) {
             Ok(tx) => tx,
-            Err(e) => {
-                fail_all(batch, e);
-                return false;
-            }
+            Err(e) => return Err(self.fail(db, batch, e)),
         };
         for mut job in batch {
             if job.run(&tx) {
@@ -237,18 +465,22 @@ impl Writer<'_> {
             job.finish(Ok(()));
             let (raw, _) = tx.into_parts();
             let _ = raw.abort();
-            tx = match replay(db, &mut succeeded, durability) {
+            tx = match replay(&db, &mut succeeded, durability) {
                 Ok(tx) => tx,
-                Err(e) => {
-                    fail_all(succeeded, e);
-                    return false;
-                }
+                Err(e) => return Err(self.fail(db, succeeded, e)),
             };
         }
         let (raw, effects) = tx.into_parts();
         let commit = raw.commit().map_err(|e| Arc::new(StoreError::from(e)));
-        let ok = commit.is_ok();
-        if ok && !effects.is_empty() {
+        self.space.note_commit(commit.as_ref().map(|_| ()).map_err(AsRef::as_ref), succeeded.len());
+        if let Err(e) = &commit {
+            if e.needs_reopen() {
+                // Before anyone is answered, so that no answered client reads the failed file.
+                drop(db);
+                self.reopen(e);
+            }
+        }
+        if commit.is_ok() && !effects.is_empty() {
             match self.sink.get() {
                 Some(sink) => sink(effects),
                 None => tracing::debug!(count = effects.len(), "commit effects without a sink"),
@@ -257,18 +489,67 @@ impl Writer<'_> {
         for job in succeeded {
             job.finish(commit.as_ref().map(|_| ()));
         }
-        ok
+        commit
     }
-}
 
-/// Makes relaxed commits durable with an empty durable commit.
-fn flush(db: &Database, unflushed_since: &mut Option<Instant>) {
-    if unflushed_since.is_none() {
-        return;
+    /// Answers `jobs` with `err`, after reopening the file if `err` is a latched I/O failure.
+    fn fail(&self, db: Arc<Database>, jobs: Vec<Box<dyn Job>>, err: StoreError) -> Arc<StoreError> {
+        if err.needs_reopen() {
+            drop(db);
+            self.reopen(&err);
+        }
+        fail_all(jobs, err)
     }
-    match begin(db, Durability::Immediate).and_then(|tx| Ok(tx.into_parts().0.commit()?)) {
-        Ok(()) => *unflushed_since = None,
-        Err(e) => tracing::error!(error = %e, "flushing relaxed commits failed"),
+
+    /// Whether a batch may run: the file is open (opening it again if an earlier attempt
+    /// failed and [`REOPEN_EVERY`] has passed) and the free space is above the reserve.
+    fn ready(&self, jobs: usize) -> Result<(), StoreError> {
+        if !self.slot.is_open() {
+            let due = self.last_reopen.get().is_none_or(|t| t.elapsed() >= REOPEN_EVERY);
+            if !due {
+                return Err(StoreError::Reopening);
+            }
+            self.reopen(&StoreError::Reopening);
+            if !self.slot.is_open() {
+                return Err(StoreError::Reopening);
+            }
+        }
+        self.space.admit(jobs)
+    }
+
+    /// Closes and reopens the file after `cause` (an I/O failure redb has latched).
+    fn reopen(&self, cause: &StoreError) {
+        self.last_reopen.set(Some(Instant::now()));
+        tracing::warn!(error = %cause, "reopening the data file after an I/O failure");
+        match self.slot.reopen() {
+            Ok(()) => tracing::warn!("the data file is open again"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "cannot open the data file again; retrying before the next write"
+            ),
+        }
+    }
+
+    /// Makes relaxed commits durable with an empty durable commit.
+    fn flush(&self, unflushed_since: &mut Option<Instant>) {
+        if unflushed_since.is_none() {
+            return;
+        }
+        let result = self
+            .slot
+            .current()
+            .and_then(|db| begin(&db, Durability::Immediate))
+            .and_then(|tx| Ok(tx.into_parts().0.commit()?));
+        match result {
+            Ok(()) => *unflushed_since = None,
+            Err(e) => {
+                tracing::error!(error = %e, "flushing relaxed commits failed");
+                if e.needs_reopen() {
+                    *unflushed_since = None;
+                    self.reopen(&e);
+                }
+            }
+        }
     }
 }
 
@@ -301,11 +582,13 @@ fn replay(
     }
 }
 
-fn fail_all(jobs: Vec<Box<dyn Job>>, err: StoreError) {
+/// Answers every job with `err`, and returns it.
+fn fail_all(jobs: Vec<Box<dyn Job>>, err: StoreError) -> Arc<StoreError> {
     let err = Arc::new(err);
     for job in jobs {
         job.finish(Err(&err));
     }
+    err
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod harness;
 mod cli;
 mod crash;
 mod deployments;
+mod disk_full;
 mod fixture;
 mod foundation;
 mod foundation_more;
