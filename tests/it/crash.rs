@@ -30,6 +30,7 @@ fn gatehouse(args: &[&str]) -> Command {
     }
     cmd.env("GATEHOUSE_RATE_LIMIT_ENABLED", "false")
         .env("GATEHOUSE_LOGS_MIN_FREE_DISK_MB", "0")
+        .env("GATEHOUSE_STORAGE_MIN_FREE_DISK_MB", "0")
         .env("GATEHOUSE_ADMIN_EMAIL", "admin@example.com")
         .env("GATEHOUSE_ADMIN_PASSWORD", "admin-password-123")
         .args(args);
