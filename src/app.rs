@@ -85,6 +85,7 @@ pub fn open_store(
     let migrations = crate::services::schema::MIGRATIONS;
     let (store, info) =
         Store::open(&data_file, &master, config.storage.cache_size_mb, max_batch, migrations)?;
+    store.disk_space().set_reserve(config.storage.min_free_disk_mb.saturating_mul(1 << 20));
     Ok((store, master, info))
 }
 

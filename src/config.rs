@@ -74,6 +74,9 @@ pub struct StorageConfig {
     pub variable_versions: u64,
     pub deleted_retention_days: u64,
     pub max_batch: u64,
+    /// Free space (MiB) kept on the data directory's filesystem: below it, writes are refused
+    /// with 503 so redb never meets ENOSPC mid-commit (0: no reserve).
+    pub min_free_disk_mb: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -234,6 +237,7 @@ impl Default for StorageConfig {
             variable_versions: 20,
             deleted_retention_days: 30,
             max_batch: 256,
+            min_free_disk_mb: 16,
         }
     }
 }

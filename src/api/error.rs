@@ -8,7 +8,8 @@ use poem_openapi::types::Type as _;
 use poem_openapi::{ApiResponse, Object};
 use serde_json::Value;
 
-use crate::domain::{self, ErrorCode};
+use crate::domain::{self, ErrorCode, InternalError};
+use crate::store::Unavailable;
 
 /// The error body every failure answers with.
 #[derive(Debug, Object)]
@@ -125,6 +126,9 @@ fn current_request_id() -> String {
 impl ApiError {
     pub fn into_response_with_log(self) -> Response {
         let e = self.0;
+        if let Some(why) = storage_unavailable(&e) {
+            return unavailable_response(why);
+        }
         if e.code == ErrorCode::Internal {
             // The cause goes to the log, once, with the request id; the client gets a generic
             // message (the cause may name paths, keys or rows).
@@ -146,8 +150,47 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is asked to wait when the data disk is full or being reopened.
+const UNAVAILABLE_RETRY_AFTER: &str = "30";
+
+/// Why the store cannot serve this, when that (not a bug) is the cause of an internal error.
+fn storage_unavailable(e: &domain::Error) -> Option<Unavailable> {
+    match e.cause()? {
+        InternalError::Store(s) => s.unavailable(),
+        _ => None,
+    }
+}
+
+/// 503 in the one format, with `Retry-After`: the disk is full or the data file is being
+/// reopened; the server recovers by itself, so a retry later succeeds. Not a bug, so a warning.
+fn unavailable_response(why: Unavailable) -> Response {
+    let (error, details) = match why {
+        Unavailable::DiskFull => (
+            "The data disk is full",
+            "Writes are refused until space is freed on the server's data disk; reads still work.",
+        ),
+        Unavailable::Recovering => (
+            "Storage is temporarily unavailable",
+            "The server is reopening its data file after a disk error; retry shortly.",
+        ),
+    };
+    tracing::warn!(request_id = %current_request_id(), reason = ?why, "write refused: {error}");
+    let mut resp = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        error,
+        Some(Value::String(details.to_string())),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER));
+    resp
+}
+
 impl poem::error::ResponseError for ApiError {
     fn status(&self) -> StatusCode {
+        if storage_unavailable(&self.0).is_some() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         status_of(self.0.code)
     }
 
@@ -173,7 +216,7 @@ impl IntoResponse for ApiError {
 /// Declares the error responses every operation may give, so generated clients know the shape.
 impl ApiResponse for ApiError {
     fn meta() -> MetaResponses {
-        let statuses: [(u16, &'static str); 7] = [
+        let statuses: [(u16, &'static str); 8] = [
             (400, "Invalid request"),
             (401, "Authentication required or failed"),
             (403, "Not allowed"),
@@ -181,6 +224,10 @@ impl ApiResponse for ApiError {
             (409, "Conflict"),
             (413, "Body too large"),
             (429, "Rate limit exceeded"),
+            (
+                503,
+                "The data disk is full (writes refused) or storage is recovering; see Retry-After",
+            ),
         ];
         MetaResponses {
             responses: statuses

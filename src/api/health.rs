@@ -15,15 +15,26 @@ pub struct HealthApi;
 
 #[derive(Debug, Object)]
 pub struct HealthStatus {
-    /// `healthy`, or `unhealthy` when the data file cannot be read.
+    /// `healthy`; `degraded` (still 200) while writes are refused but reads work (the data
+    /// disk is full); `unhealthy` (503) when the data file cannot be read.
     pub status: String,
     pub service: String,
     pub version: String,
+    /// Whether the data file takes writes, and why not.
+    pub storage: StorageHealth,
+}
+
+#[derive(Debug, Object)]
+pub struct StorageHealth {
+    /// False while writes are refused (answered 503).
+    pub writable: bool,
+    /// Why writes are refused (`disk_full`, `unreadable`), or null.
+    pub reason: Option<String>,
 }
 
 #[derive(ApiResponse)]
 pub enum HealthResponse {
-    /// The service is up and its data file readable.
+    /// The service is up and its data file readable (`status` says whether it takes writes).
     #[oai(status = 200)]
     Healthy(Json<HealthStatus>),
     /// The data file cannot be read.
@@ -45,10 +56,21 @@ impl HealthApi {
     #[oai(path = "/health/", method = "get", operation_id = "health_retrieve")]
     async fn health(&self, state: Data<&Arc<Services>>) -> HealthResponse {
         let healthy = state.store.healthy();
+        // statvfs: a few microseconds.
+        let disk_full = state.store.disk_space().refusing_writes();
+        let (status, reason) = match (healthy, disk_full) {
+            (false, _) => ("unhealthy", Some("unreadable")),
+            (true, true) => ("degraded", Some("disk_full")),
+            (true, false) => ("healthy", None),
+        };
         let body = HealthStatus {
-            status: if healthy { "healthy" } else { "unhealthy" }.to_string(),
+            status: status.to_string(),
             service: "Gatehouse API".to_string(),
             version: crate::VERSION.to_string(),
+            storage: StorageHealth {
+                writable: reason.is_none(),
+                reason: reason.map(str::to_string),
+            },
         };
         if healthy {
             HealthResponse::Healthy(Json(body))

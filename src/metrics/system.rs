@@ -17,6 +17,12 @@ use prometheus_client::registry::Unit;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SystemSample {
     pub data_file_bytes: Option<u64>,
+    /// Free space on the data directory's filesystem (for unprivileged users).
+    pub data_dir_free_bytes: Option<u64>,
+    /// Free space the store keeps in reserve: writes are refused below it.
+    pub data_dir_reserve_bytes: Option<u64>,
+    /// Writes refused or failed for lack of space since start.
+    pub writes_refused_disk_full: Option<u64>,
     /// Documents added to the log index since start.
     pub index_documents: Option<u64>,
     /// Records committed to redb and not yet searchable in the index.
@@ -148,6 +154,18 @@ impl Collector for SystemCollector {
                 Some(&Unit::Bytes),
                 saturating(v),
             )?;
+        }
+        if let Some(v) = s.data_dir_free_bytes {
+            let help = "Free space on the data directory's filesystem";
+            gauge(&mut e, "gatehouse_data_dir_free", help, Some(&Unit::Bytes), saturating(v))?;
+        }
+        if let Some(v) = s.data_dir_reserve_bytes {
+            let help = "Free space kept in reserve: writes are refused below it";
+            gauge(&mut e, "gatehouse_data_dir_reserve", help, Some(&Unit::Bytes), saturating(v))?;
+        }
+        if let Some(v) = s.writes_refused_disk_full {
+            let help = "Writes refused (503) because the data disk is full";
+            counter(&mut e, "gatehouse_storage_writes_refused_disk_full", help, None, v as f64)?;
         }
         if let Some(v) = s.index_documents {
             let help = "Documents added to the log index since start";

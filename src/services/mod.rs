@@ -90,7 +90,7 @@ impl Services {
             config.storage.deleted_retention_days,
         ));
         let data_file = data_dir.join("gatehouse.redb");
-        let probe = probe::Probe::new(data_file, &logs);
+        let probe = probe::Probe::new(data_file, &logs, &store);
         let max_series = usize::try_from(config.metrics.max_series).unwrap_or(usize::MAX);
         let metrics = Arc::new(Metrics::new(max_series, Arc::new(probe)));
         let counts_store = store.clone();

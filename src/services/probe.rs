@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use crate::domain::effects::Counted;
 use crate::logs::LogService;
 use crate::metrics::{SystemProbe, SystemSample};
-use crate::store::Store;
+use crate::store::{DiskSpace, Store};
 
 /// Holds the log service weakly: the store's effect sink holds the metrics, which hold this,
 /// and the log service holds the store; a strong reference would keep the data file open
@@ -16,11 +16,14 @@ use crate::store::Store;
 pub(super) struct Probe {
     data_file: PathBuf,
     logs: Weak<LogService>,
+    /// The store's free-space figures (not the store: see above).
+    space: Arc<DiskSpace>,
 }
 
 impl Probe {
-    pub(super) fn new(data_file: PathBuf, logs: &Arc<LogService>) -> Self {
-        Self { data_file, logs: Arc::downgrade(logs) }
+    pub(super) fn new(data_file: PathBuf, logs: &Arc<LogService>, store: &Store) -> Self {
+        let space = Arc::clone(store.disk_space());
+        Self { data_file, logs: Arc::downgrade(logs), space }
     }
 }
 
@@ -28,6 +31,9 @@ impl SystemProbe for Probe {
     fn sample(&self) -> SystemSample {
         let mut sample = SystemSample {
             data_file_bytes: std::fs::metadata(&self.data_file).ok().map(|m| m.len()),
+            data_dir_free_bytes: self.space.free_bytes(),
+            data_dir_reserve_bytes: Some(self.space.reserve()),
+            writes_refused_disk_full: Some(self.space.refused()),
             ..SystemSample::default()
         };
         if let Some(logs) = self.logs.upgrade() {

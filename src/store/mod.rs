@@ -18,23 +18,21 @@ use std::sync::Arc;
 
 pub use bulk::BulkWriter;
 pub use codec::{decode, encode, Record};
-pub use error::StoreError;
+pub use error::{StoreError, Unavailable};
 pub use migrate::{get_meta, put_meta, read_meta, reseal_master_check};
 pub use range::RangeReader;
 pub use redb::{ReadTransaction as ReadTx, ReadableTable, ReadableTableMetadata};
 pub use schema::{Migration, TableInfo, Verified};
 pub use tx::{Effect, EffectSink, WriteTx};
 pub use typed::{IndexTable, LookupTable, Reader, RecordTable, Writer};
-pub use writer::WriterHandle;
-
-use redb::ReadableDatabase as _;
+pub use writer::{DiskSpace, WriterHandle};
 
 use crate::crypto::SecretKey;
 
 /// The opened data file. Cheap to clone; reads run inline, writes go to the writer thread.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<redb::Database>,
+    db: Arc<writer::DbSlot>,
     writer: WriterHandle,
 }
 
@@ -60,8 +58,8 @@ impl Store {
             usize::try_from(cache_size_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         let db = redb::Builder::new().set_cache_size(cache).create(path)?;
         let info = migrate::prepare(&db, master, migrations)?;
-        let db = Arc::new(db);
-        let writer = writer::spawn(Arc::clone(&db), max_batch)?;
+        let db = Arc::new(writer::DbSlot::new(db, path, cache));
+        let writer = writer::spawn(Arc::clone(&db), max_batch, path)?;
         Ok((Self { db, writer }, info))
     }
 
@@ -70,7 +68,7 @@ impl Store {
         &self,
         f: impl FnOnce(&ReadTx) -> Result<T, E>,
     ) -> Result<T, E> {
-        let tx = self.db.begin_read().map_err(StoreError::from)?;
+        let tx = self.db.begin_read()?;
         f(&tx)
     }
 
@@ -130,6 +128,11 @@ impl Store {
     /// True when a read transaction can be opened and `meta` read.
     pub fn healthy(&self) -> bool {
         self.read(migrate::read_schema_version).is_ok()
+    }
+
+    /// The free space of the data directory and the reserve below which writes are refused.
+    pub fn disk_space(&self) -> &Arc<DiskSpace> {
+        self.writer.disk_space()
     }
 
     /// Size of the data file in bytes, if known.

@@ -8,7 +8,18 @@
 //! only of relaxed mutations commits without fsync, and the thread makes everything durable
 //! with the next durable batch or at most [`FLUSH_INTERVAL`] later, so hot paths that only
 //! record what happened do not pay an fsync per batch.
+//!
+//! A full disk must not break the store (see `tests/it/disk_full.rs`). Before each batch the
+//! writer looks at the free space ([`DiskSpace`]) and refuses the batch (`DiskFull`, 503) while
+//! it is below the reserve, so redb does not meet ENOSPC mid-commit. The reserve can still be
+//! eaten by others; redb then latches the I/O failure and fails every later transaction, reads
+//! included (`PreviousIo`), until the file is closed and opened again. So after a commit fails
+//! with an I/O error the writer answers the batch (503), closes the file and opens it again
+//! ([`DbSlot::reopen`]), which keeps every earlier durable commit; if the open fails (still
+//! full), it tries again before later batches, at most once per [`REOPEN_EVERY`].
 
+use std::cell::Cell;
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -23,6 +34,13 @@ use super::StoreError;
 
 /// Longest time a relaxed commit stays without fsync.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Least time between two attempts to open the data file again after an I/O failure.
+pub const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+#[path = "writer_space.rs"]
+mod space;
+pub use space::{DbSlot, DiskSpace};
 
 trait Job: Send {
     /// Runs the mutation; `true` if it succeeded (its result waits for the commit).
@@ -85,21 +103,30 @@ pub struct WriterHandle {
     commits: watch::Receiver<u64>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     sink: Arc<OnceLock<EffectSink>>,
+    space: Arc<DiskSpace>,
 }
 
-pub fn spawn(db: Arc<Database>, max_batch: usize) -> Result<WriterHandle, StoreError> {
+/// Starts the writer on `slot`, the file at `path`.
+pub fn spawn(slot: Arc<DbSlot>, max_batch: usize, path: &Path) -> Result<WriterHandle, StoreError> {
     let (sender, receiver) = mpsc::channel();
     let (commit_tx, commits) = watch::channel(0u64);
     let sink = Arc::new(OnceLock::new());
-    let thread_sink = Arc::clone(&sink);
+    let space = Arc::new(DiskSpace::new(path));
+    let (thread_sink, thread_space) = (Arc::clone(&sink), Arc::clone(&space));
     let thread = std::thread::Builder::new()
         .name("gatehouse-writer".into())
         .spawn(move || {
-            let writer = Writer { db: &db, sink: &thread_sink };
+            let writer = Writer {
+                slot: &slot,
+                sink: &thread_sink,
+                space: &thread_space,
+                last_reopen: Cell::new(None),
+            };
             writer.run(&receiver, &commit_tx, max_batch.max(1));
         })
         .map_err(StoreError::WriterStart)?;
-    Ok(WriterHandle { sender, commits, thread: Arc::new(Mutex::new(Some(thread))), sink })
+    let thread = Arc::new(Mutex::new(Some(thread)));
+    Ok(WriterHandle { sender, commits, thread, sink, space })
 }
 
 impl WriterHandle {
@@ -140,6 +167,11 @@ impl WriterHandle {
         self.sink.set(sink).is_ok()
     }
 
+    /// The free space the writer watches and the reserve it keeps.
+    pub fn disk_space(&self) -> &Arc<DiskSpace> {
+        &self.space
+    }
+
     /// Lets the writer finish what is queued, then joins it.
     pub fn shutdown(&self) {
         let _ = self.sender.send(Msg::Shutdown);
@@ -149,15 +181,17 @@ impl WriterHandle {
     }
 }
 
-/// The writer thread's view: the database and where commit effects go.
+/// The writer thread's view: the database, where commit effects go, and the disk space.
 struct Writer<'a> {
-    db: &'a Database,
+    slot: &'a DbSlot,
     sink: &'a OnceLock<EffectSink>,
+    space: &'a DiskSpace,
+    /// When the file was last (re)opened after a failure.
+    last_reopen: Cell<Option<Instant>>,
 }
 
 impl Writer<'_> {
     fn run(&self, receiver: &mpsc::Receiver<Msg>, commits: &watch::Sender<u64>, max_batch: usize) {
-        let db = self.db;
         let mut done = false;
         // When the oldest commit not yet on disk was made (relaxed commits only).
         let mut unflushed_since: Option<Instant> = None;
@@ -172,11 +206,11 @@ impl Writer<'_> {
                     match receiver.recv_timeout(wait) {
                         Ok(m) => m,
                         Err(mpsc::RecvTimeoutError::Timeout) => {
-                            flush(db, &mut unflushed_since);
+                            self.flush(&mut unflushed_since);
                             continue;
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => {
-                            flush(db, &mut unflushed_since);
+                            self.flush(&mut unflushed_since);
                             return;
                         }
                     }
@@ -186,7 +220,7 @@ impl Writer<'_> {
             match first {
                 Msg::Job(j) => batch.push(j),
                 Msg::Shutdown => {
-                    flush(db, &mut unflushed_since);
+                    self.flush(&mut unflushed_since);
                     return;
                 }
             }
@@ -203,29 +237,39 @@ impl Writer<'_> {
             let overdue = unflushed_since.is_some_and(|t| t.elapsed() >= FLUSH_INTERVAL);
             let durable = done || overdue || batch.iter().any(|j| j.durable());
             let durability = if durable { Durability::Immediate } else { Durability::None };
-            if self.run_batch(batch, durability) {
-                if durable {
-                    unflushed_since = None;
-                } else if unflushed_since.is_none() {
-                    unflushed_since = Some(Instant::now());
+            match self.run_batch(batch, durability) {
+                Ok(()) if durable => unflushed_since = None,
+                Ok(()) => {
+                    unflushed_since.get_or_insert_with(Instant::now);
                 }
+                // The file was reopened (see `fail`): relaxed commits not yet on disk went with
+                // the old handle.
+                Err(e) if e.needs_reopen() => unflushed_since = None,
+                Err(_) => {}
             }
             commits.send_modify(|n| *n += 1);
         }
-        flush(db, &mut unflushed_since);
+        self.flush(&mut unflushed_since);
     }
 
-    /// Runs and commits one batch; `true` if the commit succeeded. The effects of the committed
-    /// mutations go to the sink before any of them is answered.
-    fn run_batch(&self, batch: Vec<Box<dyn Job>>, durability: Durability) -> bool {
-        let db = self.db;
+    /// Runs and commits one batch. The effects of the committed mutations go to the sink
+    /// before any of them is answered.
+    fn run_batch(
+        &self,
+        batch: Vec<Box<dyn Job>>,
+        durability: Durability,
+    ) -> Result<(), Arc<StoreError>> {
+        if let Err(e) = self.ready(batch.len()) {
+            return Err(fail_all(batch, e));
+        }
+        let db = match self.slot.current() {
+            Ok(db) => db,
+            Err(e) => return Err(fail_all(batch, e)),
+        };
         let mut succeeded: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
-        let mut tx = match begin(db, durability) {
+        let mut tx = match begin(&db, durability) {
             Ok(tx) => tx,
-            Err(e) => {
-                fail_all(batch, e);
-                return false;
-            }
+            Err(e) => return Err(self.fail(db, batch, e)),
         };
         for mut job in batch {
             if job.run(&tx) {
@@ -237,18 +281,22 @@ impl Writer<'_> {
             job.finish(Ok(()));
             let (raw, _) = tx.into_parts();
             let _ = raw.abort();
-            tx = match replay(db, &mut succeeded, durability) {
+            tx = match replay(&db, &mut succeeded, durability) {
                 Ok(tx) => tx,
-                Err(e) => {
-                    fail_all(succeeded, e);
-                    return false;
-                }
+                Err(e) => return Err(self.fail(db, succeeded, e)),
             };
         }
         let (raw, effects) = tx.into_parts();
         let commit = raw.commit().map_err(|e| Arc::new(StoreError::from(e)));
-        let ok = commit.is_ok();
-        if ok && !effects.is_empty() {
+        self.space.note_commit(commit.as_ref().map(|_| ()).map_err(AsRef::as_ref), succeeded.len());
+        if let Err(e) = &commit {
+            if e.needs_reopen() {
+                // Before anyone is answered, so that no answered client reads the failed file.
+                drop(db);
+                self.reopen(e);
+            }
+        }
+        if commit.is_ok() && !effects.is_empty() {
             match self.sink.get() {
                 Some(sink) => sink(effects),
                 None => tracing::debug!(count = effects.len(), "commit effects without a sink"),
@@ -257,18 +305,67 @@ impl Writer<'_> {
         for job in succeeded {
             job.finish(commit.as_ref().map(|_| ()));
         }
-        ok
+        commit
     }
-}
 
-/// Makes relaxed commits durable with an empty durable commit.
-fn flush(db: &Database, unflushed_since: &mut Option<Instant>) {
-    if unflushed_since.is_none() {
-        return;
+    /// Answers `jobs` with `err`, after reopening the file if `err` is a latched I/O failure.
+    fn fail(&self, db: Arc<Database>, jobs: Vec<Box<dyn Job>>, err: StoreError) -> Arc<StoreError> {
+        if err.needs_reopen() {
+            drop(db);
+            self.reopen(&err);
+        }
+        fail_all(jobs, err)
     }
-    match begin(db, Durability::Immediate).and_then(|tx| Ok(tx.into_parts().0.commit()?)) {
-        Ok(()) => *unflushed_since = None,
-        Err(e) => tracing::error!(error = %e, "flushing relaxed commits failed"),
+
+    /// Whether a batch may run: the file is open (opening it again if an earlier attempt
+    /// failed and [`REOPEN_EVERY`] has passed) and the free space is above the reserve.
+    fn ready(&self, jobs: usize) -> Result<(), StoreError> {
+        if !self.slot.is_open() {
+            let due = self.last_reopen.get().is_none_or(|t| t.elapsed() >= REOPEN_EVERY);
+            if !due {
+                return Err(StoreError::Reopening);
+            }
+            self.reopen(&StoreError::Reopening);
+            if !self.slot.is_open() {
+                return Err(StoreError::Reopening);
+            }
+        }
+        self.space.admit(jobs)
+    }
+
+    /// Closes and reopens the file after `cause` (an I/O failure redb has latched).
+    fn reopen(&self, cause: &StoreError) {
+        self.last_reopen.set(Some(Instant::now()));
+        tracing::warn!(error = %cause, "reopening the data file after an I/O failure");
+        match self.slot.reopen() {
+            Ok(()) => tracing::warn!("the data file is open again"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "cannot open the data file again; retrying before the next write"
+            ),
+        }
+    }
+
+    /// Makes relaxed commits durable with an empty durable commit.
+    fn flush(&self, unflushed_since: &mut Option<Instant>) {
+        if unflushed_since.is_none() {
+            return;
+        }
+        let result = self
+            .slot
+            .current()
+            .and_then(|db| begin(&db, Durability::Immediate))
+            .and_then(|tx| Ok(tx.into_parts().0.commit()?));
+        match result {
+            Ok(()) => *unflushed_since = None,
+            Err(e) => {
+                tracing::error!(error = %e, "flushing relaxed commits failed");
+                if e.needs_reopen() {
+                    *unflushed_since = None;
+                    self.reopen(&e);
+                }
+            }
+        }
     }
 }
 
@@ -301,11 +398,13 @@ fn replay(
     }
 }
 
-fn fail_all(jobs: Vec<Box<dyn Job>>, err: StoreError) {
+/// Answers every job with `err`, and returns it.
+fn fail_all(jobs: Vec<Box<dyn Job>>, err: StoreError) -> Arc<StoreError> {
     let err = Arc::new(err);
     for job in jobs {
         job.finish(Err(&err));
     }
+    err
 }
 
 #[cfg(test)]

@@ -113,3 +113,26 @@ async fn effects_reach_the_sink_before_the_caller_and_only_for_committed_mutatio
     assert_eq!(all, vec![1, 3, 5]);
     store.close();
 }
+
+#[tokio::test]
+async fn below_the_reserve_writes_are_refused_as_disk_full_and_resume_above_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) =
+        Store::open(&dir.path().join("r.redb"), &SecretKey::generate().unwrap(), 8, 16, &[])
+            .unwrap();
+    store.disk_space().set_reserve(u64::MAX);
+    let refused =
+        store.write(|tx| -> Result<(), StoreError> { put_meta(tx, "k", b"no") }).await.unwrap_err();
+    assert!(matches!(refused, StoreError::BatchCommit(_)), "{refused}");
+    assert_eq!(refused.unavailable(), Some(crate::store::Unavailable::DiskFull));
+    assert!(store.disk_space().refusing_writes());
+    assert_eq!(store.disk_space().refused(), 1);
+    // Reads keep working, and the refused write left nothing.
+    assert_eq!(store.read(|tx| read_meta(tx, "k")).unwrap(), None);
+
+    store.disk_space().set_reserve(0);
+    store.write(|tx| -> Result<(), StoreError> { put_meta(tx, "k", b"yes") }).await.unwrap();
+    assert!(!store.disk_space().refusing_writes());
+    assert_eq!(store.read(|tx| read_meta(tx, "k")).unwrap().as_deref(), Some(&b"yes"[..]));
+    store.close();
+}

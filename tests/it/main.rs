@@ -10,7 +10,9 @@ mod harness;
 
 mod backup;
 mod cli;
+mod crash;
 mod deployments;
+mod disk_full;
 mod fixture;
 mod foundation;
 mod foundation_more;
