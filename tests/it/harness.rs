@@ -24,6 +24,7 @@ pub fn env_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     // A CI machine's free space is not the server's to judge in tests: the disk guard has its
     // own test, which sets the minimum it needs.
     env.insert("GATEHOUSE_LOGS_MIN_FREE_DISK_MB".into(), "0".into());
+    env.insert("GATEHOUSE_STORAGE_MIN_FREE_DISK_MB".into(), "0".into());
     env.insert("GATEHOUSE_ADMIN_EMAIL".into(), "admin@example.com".into());
     env.insert("GATEHOUSE_ADMIN_PASSWORD".into(), "admin-password-123".into());
     for (k, v) in pairs {
