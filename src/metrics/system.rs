@@ -23,6 +23,12 @@ pub struct SystemSample {
     pub data_dir_reserve_bytes: Option<u64>,
     /// Writes refused or failed for lack of space since start.
     pub writes_refused_disk_full: Option<u64>,
+    /// Unix seconds of the last snapshot written since start.
+    pub backup_last_success: Option<i64>,
+    /// Size of that snapshot.
+    pub backup_last_bytes: Option<u64>,
+    /// Snapshots that failed since start.
+    pub backup_failures: Option<u64>,
     /// Documents added to the log index since start.
     pub index_documents: Option<u64>,
     /// Records committed to redb and not yet searchable in the index.
@@ -166,6 +172,19 @@ impl Collector for SystemCollector {
         if let Some(v) = s.writes_refused_disk_full {
             let help = "Writes refused (503) because the data disk is full";
             counter(&mut e, "gatehouse_storage_writes_refused_disk_full", help, None, v as f64)?;
+        }
+        if let Some(v) = s.backup_last_success {
+            let help = "When the last snapshot was written, Unix time";
+            let name = "gatehouse_backup_last_success_timestamp";
+            gauge(&mut e, name, help, Some(&Unit::Seconds), v)?;
+        }
+        if let Some(v) = s.backup_last_bytes {
+            let help = "Size of the last snapshot written";
+            gauge(&mut e, "gatehouse_backup_last_size", help, Some(&Unit::Bytes), saturating(v))?;
+        }
+        if let Some(v) = s.backup_failures {
+            let help = "Snapshots that failed since start";
+            counter(&mut e, "gatehouse_backup_failures", help, None, v as f64)?;
         }
         if let Some(v) = s.index_documents {
             let help = "Documents added to the log index since start";

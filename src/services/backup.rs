@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use parking_lot::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::crypto::SecretKey;
 use crate::domain::{ErrorCode, ServiceError};
@@ -46,12 +46,15 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
     move |source| BackupError::Io { path: path.display().to_string(), source }
 }
 
-/// The last snapshot this process wrote, for health and metrics.
-#[derive(Debug, Clone)]
-pub struct LastSnapshot {
-    pub finished_at: SystemTime,
-    pub bytes: u64,
-    pub elapsed: Duration,
+/// What the metrics show of snapshots: shared with the metrics probe, which must not hold the
+/// store (see `probe`).
+#[derive(Debug, Default)]
+pub struct BackupFigures {
+    /// Unix seconds of the last snapshot written (0: none since start).
+    pub last_success: AtomicI64,
+    pub last_bytes: AtomicU64,
+    /// Snapshots that failed since start.
+    pub failures: AtomicU64,
 }
 
 pub struct BackupService {
@@ -62,8 +65,7 @@ pub struct BackupService {
     interval: Option<Duration>,
     /// One snapshot at a time: a second caller waits for the first.
     busy: tokio::sync::Mutex<()>,
-    last: Mutex<Option<LastSnapshot>>,
-    pub failures: std::sync::atomic::AtomicU64,
+    figures: Arc<BackupFigures>,
 }
 
 impl BackupService {
@@ -73,6 +75,7 @@ impl BackupService {
         data_dir: &Path,
         keep: u64,
         interval: Option<Duration>,
+        figures: Arc<BackupFigures>,
     ) -> Self {
         Self {
             store,
@@ -81,8 +84,7 @@ impl BackupService {
             keep: usize::try_from(keep).unwrap_or(usize::MAX).max(1),
             interval,
             busy: tokio::sync::Mutex::new(()),
-            last: Mutex::new(None),
-            failures: std::sync::atomic::AtomicU64::new(0),
+            figures,
         }
     }
 
@@ -95,8 +97,8 @@ impl BackupService {
         self.interval
     }
 
-    pub fn last(&self) -> Option<LastSnapshot> {
-        self.last.lock().clone()
+    pub fn figures(&self) -> &BackupFigures {
+        &self.figures
     }
 
     /// Removes what an interrupted snapshot or download left behind (hidden files only).
@@ -166,14 +168,11 @@ impl BackupService {
     fn note<E>(&self, result: &Result<SnapshotReport, E>) {
         match result {
             Ok(r) => {
-                *self.last.lock() = Some(LastSnapshot {
-                    finished_at: SystemTime::now(),
-                    bytes: r.bytes,
-                    elapsed: r.elapsed,
-                });
+                self.figures.last_success.store(crate::clock::unix_now(), Ordering::Relaxed);
+                self.figures.last_bytes.store(r.bytes, Ordering::Relaxed);
             }
             Err(_) => {
-                self.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.figures.failures.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

@@ -90,7 +90,8 @@ impl Services {
             config.storage.deleted_retention_days,
         ));
         let data_file = data_dir.join("gatehouse.redb");
-        let probe = probe::Probe::new(data_file, &logs, &store);
+        let backup_figures = Arc::new(backup::BackupFigures::default());
+        let probe = probe::Probe::new(data_file, &logs, &store, Arc::clone(&backup_figures));
         let max_series = usize::try_from(config.metrics.max_series).unwrap_or(usize::MAX);
         let metrics = Arc::new(Metrics::new(max_series, Arc::new(probe)));
         let counts_store = store.clone();
@@ -126,6 +127,7 @@ impl Services {
             &data_dir,
             config.backup.keep,
             interval,
+            backup_figures,
         ));
         backup.clean_leftovers();
         Ok(Arc::new(Self {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
+use super::backup::BackupFigures;
 use crate::domain::effects::Counted;
 use crate::logs::LogService;
 use crate::metrics::{SystemProbe, SystemSample};
@@ -18,12 +19,18 @@ pub(super) struct Probe {
     logs: Weak<LogService>,
     /// The store's free-space figures (not the store: see above).
     space: Arc<DiskSpace>,
+    backups: Arc<BackupFigures>,
 }
 
 impl Probe {
-    pub(super) fn new(data_file: PathBuf, logs: &Arc<LogService>, store: &Store) -> Self {
+    pub(super) fn new(
+        data_file: PathBuf,
+        logs: &Arc<LogService>,
+        store: &Store,
+        backups: Arc<BackupFigures>,
+    ) -> Self {
         let space = Arc::clone(store.disk_space());
-        Self { data_file, logs: Arc::downgrade(logs), space }
+        Self { data_file, logs: Arc::downgrade(logs), space, backups }
     }
 }
 
@@ -34,6 +41,11 @@ impl SystemProbe for Probe {
             data_dir_free_bytes: self.space.free_bytes(),
             data_dir_reserve_bytes: Some(self.space.reserve()),
             writes_refused_disk_full: Some(self.space.refused()),
+            backup_last_success: Some(self.backups.last_success.load(Ordering::Relaxed))
+                .filter(|t| *t > 0),
+            backup_last_bytes: Some(self.backups.last_bytes.load(Ordering::Relaxed))
+                .filter(|b| *b > 0),
+            backup_failures: Some(self.backups.failures.load(Ordering::Relaxed)),
             ..SystemSample::default()
         };
         if let Some(logs) = self.logs.upgrade() {
