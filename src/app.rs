@@ -4,6 +4,7 @@
 mod certs;
 mod jobs;
 mod perms;
+pub mod sd_notify;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -237,6 +237,7 @@ fn serve(config: Config, common: &CommonArgs, env: BTreeMap<String, String>) -> 
     rt.block_on(async move {
         let scheme = if config.server.insecure_http { "http" } else { "https" };
         let credentials_dir = env.get("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        let systemd = crate::app::sd_notify::Systemd::from_env(&env);
         let opts = crate::app::Options {
             config,
             master_key_file: common.master_key_file.clone(),
@@ -260,6 +261,9 @@ fn serve(config: Config, common: &CommonArgs, env: BTreeMap<String, String>) -> 
             addr.port()
         );
         println!("API docs: {scheme}://{host}:{}/api/docs/", addr.port());
+        if let Some(systemd) = systemd {
+            systemd.ready(&format!("listening on {scheme}://{addr}/"));
+        }
         tracing::info!(
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
             "ready"
@@ -382,3 +386,6 @@ fn export_ca(config: &Config) -> Result<(), String> {
     print!("{pem}");
     Ok(())
 }
+
+#[cfg(test)]
+mod manpage;
