@@ -6,6 +6,7 @@ mod backup;
 mod check;
 mod fetch;
 mod progress;
+mod reindex;
 mod rotate;
 
 use std::collections::BTreeMap;
@@ -77,6 +78,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Rebuild the request-log search index from the data file now (stop the server first)
+    Reindex,
     /// Put a snapshot in place of the data file (stop the server first): checks it opens with
     /// the master key, migrates an older schema, keeps the current file aside, and leaves the
     /// search index to be rebuilt at the next start
@@ -203,6 +206,7 @@ pub fn run(cli: Cli) -> ExitCode {
             &env,
             backup::BackupArgs { output, token, url, cacert, force },
         ),
+        Command::Reindex => reindex::reindex(&config, &cli.common, &env),
         Command::Restore { file } => backup::restore(&config, &cli.common, &env, &file),
         Command::Openapi => {
             println!("{}", crate::api::spec_json());
@@ -274,7 +278,7 @@ fn serve(config: Config, common: &CommonArgs, env: BTreeMap<String, String>) -> 
 }
 
 /// Opens the data file of a stopped server (a running one holds redb's lock).
-fn open_offline(
+pub(crate) fn open_offline(
     config: &Config,
     common: &CommonArgs,
     env: &BTreeMap<String, String>,

@@ -311,6 +311,12 @@ impl LogService {
         self.wait_for(done, false).await;
     }
 
+    /// The request and audit sequences the index has caught up to.
+    pub fn indexed_through(&self) -> (u64, u64) {
+        let p = self.progress.borrow();
+        (p.request_seq, p.audit_seq)
+    }
+
     /// Waits (bounded) until every audit record stored before this call is searchable; asks
     /// the writer to commit the index at once if needed.
     pub async fn wait_audit_visible(&self) {

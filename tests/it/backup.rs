@@ -231,6 +231,15 @@ async fn the_cli_backs_up_a_running_server_through_its_api_and_a_stopped_one_dir
     let out = gatehouse(&dir, &["check"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("search index: consistent"), "{}", text(&out));
+    // `reindex` rebuilds it now, and it agrees with the data file again.
+    std::fs::remove_dir_all(dir.join("index")).unwrap();
+    let out = gatehouse(&dir, &["check"]);
+    assert!(text(&out).contains("the next start rebuilds it"), "{}", text(&out));
+    let out = gatehouse(&dir, &["reindex"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("search index rebuilt"), "{}", text(&out));
+    let out = gatehouse(&dir, &["check"]);
+    assert!(text(&out).contains("search index: consistent"), "{}", text(&out));
 
     // Restore keeps the current file aside and drops the index; the server starts on it.
     let out = gatehouse(&dir, &["restore", o]);
