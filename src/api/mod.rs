@@ -25,6 +25,7 @@ pub mod projects;
 pub mod protos;
 pub mod request_id;
 pub mod request_log;
+pub mod schema_accept;
 pub mod secrets_support;
 pub mod security;
 pub mod staff_keys;
@@ -141,7 +142,20 @@ struct SchemaQuery {
 }
 
 #[handler]
-fn schema_endpoint(Query(q): Query<SchemaQuery>, docs: poem::web::Data<&Arc<Docs>>) -> Response {
+fn schema_endpoint(
+    Query(q): Query<SchemaQuery>,
+    docs: poem::web::Data<&Arc<Docs>>,
+    req: &poem::Request,
+) -> Response {
+    if q.format.is_none() {
+        let accept = req.headers().get(poem::http::header::ACCEPT).and_then(|v| v.to_str().ok());
+        let (format, content_type) = schema_accept::negotiate(accept);
+        let body = match format {
+            schema_accept::Format::Json => docs.json.clone(),
+            schema_accept::Format::Yaml => docs.yaml.clone(),
+        };
+        return Response::builder().content_type(content_type).body(body);
+    }
     match q.format.as_deref() {
         Some("yaml" | "yml") => {
             Response::builder().content_type("application/yaml").body(docs.yaml.clone())

@@ -98,6 +98,33 @@ async fn schema_and_docs_pages() {
     let yaml = server.get("/api/schema/?format=yaml").await;
     assert_eq!(yaml.status(), 200);
     assert!(yaml.text().await.unwrap().contains("openapi:"));
+    // drf-spectacular's negotiation, as Pegasus clients use it; `format` wins over Accept.
+    for (accept, content_type, yaml) in [
+        ("application/vnd.oai.openapi", "application/vnd.oai.openapi", true),
+        ("application/vnd.oai.openapi+json", "application/vnd.oai.openapi+json", false),
+        ("application/yaml", "application/yaml", true),
+        ("text/html,*/*;q=0.8", "application/json", false),
+    ] {
+        let resp =
+            server.client.get(server.url("/api/schema/")).header("accept", accept).send().await;
+        let resp = resp.unwrap();
+        assert_eq!(resp.status(), 200, "{accept}");
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with(content_type));
+        let body = resp.text().await.unwrap();
+        if yaml {
+            assert!(body.starts_with("openapi:"), "{accept}: {}", &body[..40]);
+        } else {
+            serde_json::from_str::<serde_json::Value>(&body).unwrap();
+        }
+    }
+    let resp = server
+        .client
+        .get(server.url("/api/schema/?format=json"))
+        .header("accept", "application/vnd.oai.openapi")
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str::<serde_json::Value>(&resp.text().await.unwrap()).unwrap();
     for page in [
         "/api/schema/swagger-ui/",
         "/api/docs/",
