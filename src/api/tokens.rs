@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem::Request;
+use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
@@ -75,6 +76,91 @@ fn token_invalid() -> ApiError {
     )
 }
 
+/// Verifies a refresh token, issues a new pair for the same organization and retires the old
+/// refresh token (a reused one revokes its whole family). Returns the pair and the access
+/// token's lifetime in seconds.
+async fn rotate_refresh(
+    state: &Arc<Services>,
+    req: &Request,
+    refresh: &str,
+) -> Result<(crate::auth::issue::IssuedPair, i64), ApiError> {
+    let now = unix_now();
+    let claims = state.credentials.jwt.verify(refresh, now).map_err(|_| token_invalid())?;
+    if claims.token_type != "refresh" {
+        return Err(token_invalid());
+    }
+    let user = state
+        .store
+        .read(|tx| accounts::get(tx, claims.user_id))?
+        .filter(|u| u.is_active && u.credentials_epoch == claims.cev)
+        .ok_or_else(token_invalid)?;
+    let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
+    // The organization stays the same while the user still belongs to it.
+    let company = choose_company(&memberships, claims.company_id)
+        .or_else(|_| choose_company(&memberships, None))?;
+    let pair = state.credentials.issue_pair(&user, company, now)?;
+    let (old_digest, grant) = (digest_of(&claims.jti), pair.refresh_grant.clone());
+    let actor = accounts::actor_for(&user, client_ip(req));
+    let outcome = state
+        .store
+        .write(move |tx| sessions::exchange_refresh(tx, &user, &old_digest, &grant, now, &actor))
+        .await?;
+    match outcome {
+        Refresh::Rotated(_) => {
+            let minutes = state.config.auth.access_token_minutes;
+            let access_secs = i64::try_from(minutes.saturating_mul(60)).unwrap_or(900);
+            Ok((pair, access_secs))
+        }
+        Refresh::Reused(revoked) => {
+            tracing::warn!(revoked, "refresh token reused; its family is revoked");
+            Err(token_invalid())
+        }
+        Refresh::Invalid => Err(token_invalid()),
+    }
+}
+
+/// ShellUI's refresh fields, in a JSON or form body (or none: the query may carry them).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ShellUiRefreshBody {
+    pub grant_type: Option<String>,
+    pub refresh_token: Option<String>,
+}
+
+impl ShellUiRefreshBody {
+    /// An empty body is no fields; JSON or `application/x-www-form-urlencoded` otherwise.
+    fn parse(content_type: &str, bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        if content_type.starts_with("application/x-www-form-urlencoded") {
+            let mut out = Self::default();
+            for (k, v) in form_urlencoded::parse(bytes) {
+                match k.as_ref() {
+                    "grant_type" => out.grant_type = Some(v.into_owned()),
+                    "refresh_token" => out.refresh_token = Some(v.into_owned()),
+                    _ => {}
+                }
+            }
+            return Ok(out);
+        }
+        serde_json::from_slice(bytes)
+            .map_err(|_| Error::invalid("body", "Expected a JSON object or a form body."))
+    }
+}
+
+/// ShellUI's token answer.
+#[derive(Debug, Object)]
+pub struct ShellUiTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Seconds the access token lives.
+    pub expires_in: i64,
+    /// When it expires, Unix seconds.
+    pub expires_at: i64,
+}
+
 #[OpenApi(tag = "ApiTags::Auth")]
 impl TokenApi {
     /// Obtain a JWT access/refresh pair with email (or username) and password.
@@ -114,41 +200,47 @@ impl TokenApi {
         req: &Request,
         body: Json<TokenRefreshRequest>,
     ) -> ApiResult<Json<TokenPair>> {
+        let (pair, _) = rotate_refresh(&state, req, &body.0.refresh).await?;
+        Ok(Json(TokenPair { access: pair.access.into_inner(), refresh: pair.refresh.into_inner() }))
+    }
+
+    /// ShellUI's token refresh: `grant_type=refresh_token` and `refresh_token`, in the query or
+    /// the body (JSON or form). Rotates like `/api/auth/token/refresh/` (the old refresh token
+    /// dies) and answers ShellUI's shape.
+    #[oai(path = "/api/v1/token", method = "post", operation_id = "shellui_token_create")]
+    async fn shellui_token(
+        &self,
+        state: Data<&Arc<Services>>,
+        req: &Request,
+        grant_type: Query<Option<String>>,
+        refresh_token: Query<Option<String>>,
+        body: poem::Body,
+    ) -> ApiResult<Json<ShellUiTokens>> {
+        let content_type = req.content_type().unwrap_or_default().to_ascii_lowercase();
+        let bytes =
+            body.into_vec().await.map_err(|_| Error::invalid("body", "Unreadable body."))?;
+        let from_body = ShellUiRefreshBody::parse(&content_type, &bytes)?;
+        let grant = grant_type.0.or(from_body.grant_type).unwrap_or_default();
+        if grant != "refresh_token" {
+            return Err(Error::invalid(
+                "grant_type",
+                "Unsupported grant_type: only refresh_token is supported.",
+            )
+            .into());
+        }
+        let token = refresh_token.0.or(from_body.refresh_token).unwrap_or_default();
+        if token.trim().is_empty() {
+            return Err(Error::invalid("refresh_token", "This field is required.").into());
+        }
         let now = unix_now();
-        let claims =
-            state.credentials.jwt.verify(&body.0.refresh, now).map_err(|_| token_invalid())?;
-        if claims.token_type != "refresh" {
-            return Err(token_invalid());
-        }
-        let user = state
-            .store
-            .read(|tx| accounts::get(tx, claims.user_id))?
-            .filter(|u| u.is_active && u.credentials_epoch == claims.cev)
-            .ok_or_else(token_invalid)?;
-        let memberships = state.store.read(|tx| accounts::memberships_of(tx, user.id))?;
-        // The organization stays the same while the user still belongs to it.
-        let company = choose_company(&memberships, claims.company_id)
-            .or_else(|_| choose_company(&memberships, None))?;
-        let pair = state.credentials.issue_pair(&user, company, now)?;
-        let (old_digest, grant) = (digest_of(&claims.jti), pair.refresh_grant.clone());
-        let actor = accounts::actor_for(&user, client_ip(req));
-        let outcome = state
-            .store
-            .write(move |tx| {
-                sessions::exchange_refresh(tx, &user, &old_digest, &grant, now, &actor)
-            })
-            .await?;
-        match outcome {
-            Refresh::Rotated(_) => Ok(Json(TokenPair {
-                access: pair.access.into_inner(),
-                refresh: pair.refresh.into_inner(),
-            })),
-            Refresh::Reused(revoked) => {
-                tracing::warn!(revoked, "refresh token reused; its family is revoked");
-                Err(token_invalid())
-            }
-            Refresh::Invalid => Err(token_invalid()),
-        }
+        let (pair, access_secs) = rotate_refresh(&state, req, token.trim()).await?;
+        Ok(Json(ShellUiTokens {
+            access_token: pair.access.into_inner(),
+            refresh_token: pair.refresh.into_inner(),
+            token_type: "bearer".into(),
+            expires_in: access_secs,
+            expires_at: now + access_secs,
+        }))
     }
 
     /// Check a token: `{}` when valid, 401 otherwise.

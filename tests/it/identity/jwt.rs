@@ -226,3 +226,72 @@ async fn signing_key_survives_restart_and_is_sealed() {
         200
     );
 }
+
+/// ShellUI's `POST /api/v1/token`: `grant_type=refresh_token` and `refresh_token` in the query,
+/// a JSON body or a form body; ShellUI's answer; rotation as on the SimpleJWT route.
+#[tokio::test]
+async fn shellui_token_refresh_in_query_json_or_form() {
+    let server = TestServer::start().await;
+    let u = register(&server, "shellui_refresh").await;
+    let pair: Value =
+        post(&server, "/api/auth/token/", json!({"email": u.email, "password": u.password}))
+            .await
+            .json()
+            .await
+            .unwrap();
+    let first = pair["refresh"].as_str().unwrap().to_string();
+    let shellui = |resp: Value| -> (String, String) {
+        assert_eq!(resp["token_type"], "bearer", "{resp}");
+        let (expires_in, expires_at) =
+            (resp["expires_in"].as_i64().unwrap(), resp["expires_at"].as_i64().unwrap());
+        assert_eq!(expires_in, 15 * 60);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        assert!((expires_at - now - expires_in).abs() <= 5, "{resp}");
+        (
+            resp["access_token"].as_str().unwrap().to_string(),
+            resp["refresh_token"].as_str().unwrap().to_string(),
+        )
+    };
+    // In the query, no body.
+    let url = server.url(&format!("/api/v1/token?grant_type=refresh_token&refresh_token={first}"));
+    let resp = server.client.post(url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let (access, second) = shellui(resp.json().await.unwrap());
+    assert_eq!(profile_status(&server, &format!("Bearer {access}")).await, 200);
+    // In a JSON body.
+    let body = json!({"grant_type": "refresh_token", "refresh_token": second});
+    let resp = post(&server, "/api/v1/token", body).await;
+    assert_eq!(resp.status(), 200);
+    let (_, third) = shellui(resp.json().await.unwrap());
+    // In a form body.
+    let resp = server
+        .client
+        .post(server.url("/api/v1/token"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", third.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (_, _fourth) = shellui(resp.json().await.unwrap());
+    // A rotated-out token, a wrong grant, a missing token, a malformed body.
+    let body = json!({"grant_type": "refresh_token", "refresh_token": first});
+    assert_error(post(&server, "/api/v1/token", body).await, 401).await;
+    let body = json!({"grant_type": "password", "refresh_token": third});
+    let err = assert_error(post(&server, "/api/v1/token", body).await, 400).await;
+    assert!(err["details"]["grant_type"].is_array(), "{err}");
+    let err = assert_error(
+        post(&server, "/api/v1/token", json!({"grant_type": "refresh_token"})).await,
+        400,
+    )
+    .await;
+    assert!(err["details"]["refresh_token"].is_array(), "{err}");
+    let resp = server
+        .client
+        .post(server.url("/api/v1/token"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 400).await;
+}
