@@ -313,18 +313,27 @@ impl AuthApi {
         auth: Authenticated,
         body: Json<ProfileUpdateRequest>,
     ) -> ApiResult<Json<UserBody>> {
-        auth.principal().require_full_session("change the profile")?;
-        let id = auth.principal().user_id;
-        let b = body.0;
-        let patch = ProfilePatch {
-            first_name: b.first_name,
-            last_name: b.last_name,
-            email: b.email,
-            username: b.username.map(|u| u.trim().to_string()),
-        };
-        let ip = client_ip(req);
-        let user =
-            state.store.write(move |tx| accounts::update_profile(tx, id, &patch, ip)).await?;
+        let user = change_profile(&state, req, &auth, body.0).await?;
         Ok(Json(UserBody::from(&user)))
     }
+}
+
+/// Applies the caller's own profile change (through a full session: a key or PAT may not
+/// rename its owner); shared by `/api/auth/profile/` and `/api/auth/user/`.
+pub(crate) async fn change_profile(
+    state: &Arc<Services>,
+    req: &Request,
+    auth: &Authenticated,
+    b: ProfileUpdateRequest,
+) -> Result<User, ApiError> {
+    auth.principal().require_full_session("change the profile")?;
+    let id = auth.principal().user_id;
+    let patch = ProfilePatch {
+        first_name: b.first_name,
+        last_name: b.last_name,
+        email: b.email,
+        username: b.username.map(|u| u.trim().to_string()),
+    };
+    let ip = client_ip(req);
+    Ok(state.store.write(move |tx| accounts::update_profile(tx, id, &patch, ip)).await?)
 }

@@ -5,6 +5,7 @@ pub mod admin_users;
 pub mod api_keys;
 pub mod audit_logs;
 pub mod auth;
+pub mod auth_user;
 pub mod authn;
 pub mod backup;
 pub mod body;
@@ -66,6 +67,7 @@ pub type Apis = (
 /// The identity area's APIs.
 pub type IdentityApis = (
     auth::AuthApi,
+    auth_user::AuthUserApi,
     tokens::TokenApi,
     organizations::OrganizationsApi,
     api_keys::ApiKeysApi,

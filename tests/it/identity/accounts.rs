@@ -352,3 +352,67 @@ async fn bootstrap_admin_with_generated_password() {
     let b: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(b["user"]["is_staff"], true);
 }
+
+/// dj-rest-auth's `/api/auth/user/` as Pegasus's SPA uses it: its user fields, PATCH and PUT.
+#[tokio::test]
+async fn pegasus_user_details_get_put_patch() {
+    let server = crate::harness::TestServer::start().await;
+    let u = crate::harness::register(&server, "pegasus_user").await;
+    let other = crate::harness::register(&server, "pegasus_other").await;
+    let call = |method: reqwest::Method, body: Option<serde_json::Value>, token: Option<&str>| {
+        let mut rb = server.client.request(method, server.url("/api/auth/user/"));
+        if let Some(t) = token {
+            rb = rb.header("authorization", crate::harness::auth(t));
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send()
+    };
+    let me: serde_json::Value =
+        call(reqwest::Method::GET, None, Some(&u.token)).await.unwrap().json().await.unwrap();
+    for field in ["id", "first_name", "last_name", "email", "avatar_url", "get_display_name"] {
+        assert!(me.get(field).is_some(), "{field} missing: {me}");
+    }
+    assert_eq!(me["id"], u.id);
+    assert_eq!(me["email"], u.email.as_str());
+    assert!(me["avatar_url"].as_str().unwrap().starts_with("https://www.gravatar.com/avatar/"));
+    let resp = call(
+        reqwest::Method::PATCH,
+        Some(serde_json::json!({"first_name": "Ada", "last_name": "Lovelace", "id": 999})),
+        Some(&u.token),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let me: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(me["get_display_name"], "Ada Lovelace");
+    assert_eq!(me["id"], u.id, "read-only fields are ignored");
+    let new_email = format!("renamed-{}", u.email);
+    let resp = call(
+        reqwest::Method::PUT,
+        Some(serde_json::json!({"first_name": "Ada", "last_name": "L", "email": new_email})),
+        Some(&u.token),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let me: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(me["email"], new_email.as_str());
+    // Another account's email: 409; no credential: 401; malformed JSON: 400.
+    let taken = serde_json::json!({"email": other.email});
+    let resp = call(reqwest::Method::PATCH, Some(taken), Some(&u.token)).await.unwrap();
+    crate::harness::assert_error(resp, 409).await;
+    let resp = call(reqwest::Method::GET, None, None).await.unwrap();
+    crate::harness::assert_error(resp, 401).await;
+    let resp = server
+        .client
+        .patch(server.url("/api/auth/user/"))
+        .header("authorization", crate::harness::auth(&u.token))
+        .header("content-type", "application/json")
+        .body("{\"first_name\": ")
+        .send()
+        .await
+        .unwrap();
+    crate::harness::assert_error(resp, 400).await;
+}
