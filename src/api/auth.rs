@@ -292,12 +292,7 @@ impl AuthApi {
         state: Data<&Arc<Services>>,
         auth: Authenticated,
     ) -> ApiResult<Json<UserBody>> {
-        let id = auth.principal().user_id;
-        let user = state
-            .store
-            .read(|tx| accounts::get(tx, id))?
-            .ok_or_else(|| ApiError(Error::not_found("User")))?;
-        Ok(Json(UserBody::from(&user)))
+        Ok(Json(UserBody::from(&current_user(&state, &auth)?)))
     }
 
     /// Change the caller's names, email or username.
@@ -316,6 +311,12 @@ impl AuthApi {
         let user = change_profile(&state, req, &auth, body.0).await?;
         Ok(Json(UserBody::from(&user)))
     }
+}
+
+/// The caller's account.
+pub(crate) fn current_user(state: &Services, auth: &Authenticated) -> Result<User, ApiError> {
+    let id = auth.principal().user_id;
+    state.store.read(|tx| accounts::get(tx, id))?.ok_or_else(|| ApiError(Error::not_found("User")))
 }
 
 /// Applies the caller's own profile change (through a full session: a key or PAT may not

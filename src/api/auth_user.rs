@@ -11,14 +11,12 @@ use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use crate::api::auth::{change_profile, ProfileUpdateRequest};
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::auth::{change_profile, current_user, ProfileUpdateRequest};
+use crate::api::error::ApiResult;
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::clock::rfc3339_from_unix;
-use crate::domain::accounts;
 use crate::domain::records::User;
-use crate::domain::Error;
 use crate::services::Services;
 
 #[derive(Default)]
@@ -73,12 +71,7 @@ impl AuthUserApi {
         state: Data<&Arc<Services>>,
         auth: Authenticated,
     ) -> ApiResult<Json<PegasusUserBody>> {
-        let id = auth.principal().user_id;
-        let user = state
-            .store
-            .read(|tx| accounts::get(tx, id))?
-            .ok_or_else(|| ApiError(Error::not_found("User")))?;
-        Ok(Json(PegasusUserBody::from(&user)))
+        Ok(Json(PegasusUserBody::from(&current_user(&state, &auth)?)))
     }
 
     /// Change the caller's names, email or username (fields left out stay as they are).
