@@ -148,23 +148,20 @@ async fn only_staff_through_a_full_session_take_a_snapshot_and_it_is_audited() {
         .client
         .post(s.url("/api/api-keys/"))
         .header("authorization", auth(&admin.token))
-        .json(&json!({"name": "ops", "organization": admin.org_id, "permissions": "admin"}))
+        .json(&json!({"name": "ops", "key_type": "cli"}))
         .send()
         .await
         .unwrap();
-    if key.status() == 201 {
-        let key: serde_json::Value = key.json().await.unwrap();
-        if let Some(k) = key["key"].as_str() {
-            let resp = s
-                .client
-                .post(s.url("/api/admin/backup/"))
-                .header("authorization", format!("Api-Key {k}"))
-                .send()
-                .await
-                .unwrap();
-            assert!(resp.status() == 403 || resp.status() == 401, "{}", resp.status());
-        }
-    }
+    assert_eq!(key.status(), 201);
+    let key: serde_json::Value = key.json().await.unwrap();
+    let resp = s
+        .client
+        .post(s.url("/api/admin/backup/"))
+        .header("authorization", format!("Api-Key {}", key["key"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 403).await;
     let resp = download(&s, &admin.token).await;
     assert_eq!(resp.status(), 200);
     let _ = resp.bytes().await.unwrap();
