@@ -131,6 +131,20 @@ pub struct LoginResponse {
     pub access: String,
     /// A JWT refresh token for `/api/auth/token/refresh/`.
     pub refresh: String,
+    /// Pegasus's login answer: `success` (its `LoginViewWith2fa`).
+    pub status: String,
+    /// `User logged in.`
+    pub detail: String,
+    /// Pegasus's `jwt` object: the same pair, with the user in dj-rest-auth's shape.
+    pub jwt: LoginJwt,
+}
+
+/// The pair again, where Pegasus's SPA reads it (`res.jwt.access`).
+#[derive(Debug, Object)]
+pub struct LoginJwt {
+    pub access: String,
+    pub refresh: String,
+    pub user: crate::api::auth_user::PegasusUserBody,
 }
 
 #[derive(ApiResponse)]
@@ -233,14 +247,23 @@ impl AuthApi {
             };
         let done = state.login(proof, requested, client_ip(req)).await?;
         let cookie = session_cookie(done.session.expose(), done.session_max_age);
+        let (access, refresh) = (done.access.into_inner(), done.refresh.into_inner());
+        let jwt = LoginJwt {
+            access: access.clone(),
+            refresh: refresh.clone(),
+            user: crate::api::auth_user::PegasusUserBody::from(&done.user),
+        };
         Ok(LoginResult::Ok(
             Json(LoginResponse {
                 message: "Login successful".into(),
                 token: done.token.into_inner(),
                 user: UserBody::from(&done.user),
                 organizations: organization_roles(done.organizations),
-                access: done.access.into_inner(),
-                refresh: done.refresh.into_inner(),
+                access,
+                refresh,
+                status: "success".into(),
+                detail: "User logged in.".into(),
+                jwt,
             }),
             cookie,
         ))

@@ -38,6 +38,13 @@ async fn login_pair_claims_and_bearer() {
             .await
             .unwrap();
     let access = body["access"].as_str().unwrap();
+    // Pegasus's SPA reads the same pair from `jwt`, beside `status` and `detail`.
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["detail"], "User logged in.");
+    assert_eq!(body["jwt"]["access"], body["access"]);
+    assert_eq!(body["jwt"]["refresh"], body["refresh"]);
+    assert_eq!(body["jwt"]["user"]["email"], u.email.as_str());
+    assert!(body["jwt"]["user"]["get_display_name"].is_string(), "{body}");
     let c = claims(access);
     assert_eq!(c["user_id"], u.id);
     assert_eq!(c["sub"], u.id.to_string());
