@@ -6,7 +6,9 @@ A route that answers 404 prints nothing for the values it would have given, so t
 mark the scenario "not available" instead of failing.
 """
 
+import contextlib
 import http.client
+import io
 import json
 import os
 import ssl
@@ -291,6 +293,93 @@ def cmd_orgs(n):
     emit(ORGS=n)
 
 
+def session_cookie():
+    """A console session: the API login's Set-Cookie, as a Cookie header value."""
+    global _CONN
+    conn = connection()
+    body = json.dumps({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).encode()
+    conn.request("POST", "/api/auth/login/", body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+    for value in resp.headers.get_all("Set-Cookie") or []:
+        if value.startswith("gatehouse_session="):
+            return value.split(";", 1)[0]
+    raise SystemExit("bench: the login set no session cookie")
+
+
+def cmd_console_page(n, rounds=50):
+    """The console's variables page of an environment holding n variables: its weight (HTML,
+    the stylesheet and the script) and the time to its last byte over a kept-alive connection
+    (median and p95 of `rounds`), as PAGE_HTML, PAGE_CSS, PAGE_JS (bytes), PAGE_P50_US and
+    PAGE_P95_US."""
+    token = login()["token"]
+    env_id = new_environment(token)
+    boundary, raw = multipart(env_file(n))
+    call("POST", f"/api/environments/{env_id}/import/", token=token, raw=raw,
+         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    cookie = {"Cookie": session_cookie()}
+    path = f"/admin/environments/{env_id}/"
+    times = []
+    html = ""
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        status, html = call("GET", path, headers=cookie, ok=(200,))
+        times.append(time.perf_counter() - t0)
+    if html.count("BENCH_V_") < n:
+        raise SystemExit(f"bench: {path} does not list the {n} variables")
+    _, css = call("GET", "/admin/static/console.css", ok=(200,))
+    _, js = call("GET", "/admin/static/console.js", ok=(200,))
+    times.sort()
+    emit(PAGE_HTML=len(html.encode()), PAGE_CSS=len(css.encode()), PAGE_JS=len(js.encode()),
+         PAGE_P50_US=int(times[len(times) // 2] * 1e6),
+         PAGE_P95_US=int(times[min(len(times) - 1, int(len(times) * 0.95))] * 1e6))
+
+
+def cmd_soak_plan(path):
+    """The soak's request mix (bench/soak), written to path as tab-separated lines of method,
+    path, Authorization, Content-Type and body ({t}: wrk thread, {n}: per-thread counter); a
+    line appears as often as its share of the mix. Seeds what the mix reads and writes: an
+    environment of 20 variables, an API key, an API deployment; the ingest batch holds
+    SOAK_INGEST_BATCH records."""
+    body = login()
+    token = body["token"]
+    _, k = call("POST", "/api/api-keys/", {"name": f"soak-{uuid.uuid4().hex[:8]}", "key_type": "service"}, token=token)
+    apikey = k["key"]
+    env_id = new_environment(token)
+    var_ids = []
+    for i in range(20):
+        _, v = call("POST", "/api/variables/", {"key": f"SOAK_V_{i:02d}", "value": f"soak-value-{i}-0123456789abcdef", "environment": env_id}, token=token)
+        var_ids.append(v["id"])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        cmd_deploy()
+    deploy_key = dict(line.split("=", 1) for line in out.getvalue().split())["DEPLOY_KEY"]
+    batch = int(os.environ.get("SOAK_INGEST_BATCH", "20"))
+    TOTAL[0] = batch
+    ingest = json.dumps({"requests": [log_item(i, int(time.time()), 60) for i in range(batch)]})
+    tok, key, bearer, js = f"Token {token}", f"Api-Key {apikey}", f"Bearer {deploy_key}", "application/json"
+    mix = [
+        (6, "GET", f"/api/variables/?environment={env_id}", tok, "", ""),
+        (3, "GET", "/api/auth/profile/", tok, "", ""),
+        (1, "GET", "/api/auth/profile/", key, "", ""),
+        (1, "GET", "/api/projects/", tok, "", ""),
+        (1, "GET", f"/api/environments/{env_id}/export/", tok, "", ""),
+        (1, "GET", "/api/audit-logs/?page_size=20", tok, "", ""),
+        (1, "GET", "/api/grpc/monitor/requests/?page_size=20&hours=1", tok, "", ""),
+        (1, "GET", "/api/grpc/monitor/overview/?hours=1", tok, "", ""),
+        (1, "POST", "/api/grpc/monitor/requests/", tok, js, ingest),
+        (1, "POST", f"/deployment/{deploy_key}/", bearer, js, '{"input_data": {"name": "soak-{t}-{n}"}, "timeout": 30}'),
+    ]
+    with open(path, "w") as f:
+        for weight, method, p, auth, ctype, b in mix:
+            for _ in range(weight):
+                f.write("\t".join((method, p, auth, ctype, b)) + "\n")
+        # Writes: each variable in turn gets a new value (a new version in its history).
+        for vid in var_ids[:3]:
+            f.write("\t".join(("PATCH", f"/api/variables/{vid}/", tok, js, '{"value": "soak-{t}-{n}"}')) + "\n")
+    emit(SOAK_LINES=sum(m[0] for m in mix) + 3)
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     try:
@@ -310,6 +399,10 @@ def main(argv):
             cmd_deploy()
         elif cmd == "orgs":
             cmd_orgs(int(args[0]))
+        elif cmd == "console-page":
+            cmd_console_page(int(args[0]))
+        elif cmd == "soak-plan":
+            cmd_soak_plan(args[0])
         elif cmd == "probe":
             cmd_probe(args[0], args[1], args[2], args[3], args[4])
         else:

@@ -119,6 +119,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| StartError::Tls("listener has no socket address".into()))?;
+    state.listener.bound(local_addr);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
     let signal = async move {
@@ -194,6 +195,7 @@ impl Running {
     /// Stops accepting, lets requests in flight finish (up to the configured grace), stops the
     /// background tasks, and closes the data file after the writer drained.
     pub async fn shutdown(mut self) {
+        self.state.listener.stopped();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -205,6 +207,7 @@ impl Running {
     pub async fn run_until_signal(mut self, signals: StopSignals) {
         signals.wait().await;
         tracing::info!("shutting down");
+        self.state.listener.stopped();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -14,9 +14,9 @@ use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::auth::passwords;
 use crate::crypto::Secret;
-use crate::domain::accounts::{self, NewUser, Registration};
-use crate::domain::admin_users;
+use crate::domain::accounts::{self, FormNames, NewUser, Registration};
 use crate::domain::audit::Actor;
+use crate::domain::{admin_users, usernames};
 use crate::services::Services;
 
 #[derive(Default)]
@@ -65,7 +65,7 @@ impl AdminUsersApi {
         let (first, last) = (b.first_name.unwrap_or_default(), b.last_name.unwrap_or_default());
         let given = b.username.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
         let derive = given.is_none();
-        let username = given.unwrap_or_else(|| admin_users::username_from_email(&email));
+        let username = given.unwrap_or_else(|| usernames::from_email(&email));
         let min = usize::try_from(state.config.auth.password_min_length).unwrap_or(10);
         accounts::validate_registration(
             &Registration {
@@ -75,6 +75,7 @@ impl AdminUsersApi {
                 confirm_password: &b.password,
                 first_name: &first,
                 last_name: &last,
+                form: FormNames::KEYNEST,
             },
             min,
         )?;

@@ -135,13 +135,14 @@ pub struct ApiKeyRotateRequest {
     pub grace_seconds: Option<u64>,
 }
 
-fn parse_time(field: &str, s: &str) -> Result<i64, Error> {
+pub(crate) fn parse_time(field: &str, s: &str) -> Result<i64, Error> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
         .map_err(|_| Error::invalid(field, "Use an RFC 3339 date-time, e.g. 2030-01-01T00:00:00Z."))
 }
 
-fn fresh_key() -> Result<(String, String, String), Error> {
+/// A new key: its digest, its masked form and the key itself (shown once).
+pub(crate) fn fresh_key() -> Result<(String, String, String), Error> {
     let key = random_hex(32)?;
     Ok((sha256_hex(key.as_bytes()), api_keys::mask(&key), key))
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem::Request;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 
 use crate::api::body::OptionalJson;
 use crate::api::error::{ApiError, ApiResult};
@@ -16,11 +16,11 @@ use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::auth::{digest_of, SESSION_COOKIE};
 use crate::clock::{rfc3339_from_unix, unix_now};
-use crate::domain::accounts::{self, ProfilePatch};
+use crate::domain::accounts::{self, FormNames, ProfilePatch};
 use crate::domain::records::{Organization, User};
 use crate::domain::sessions;
 use crate::domain::{CredentialKind, Error, Principal, Role};
-use crate::services::accounts::{LoginProof, Registered, RegistrationForm};
+use crate::services::accounts::{LoginOutcome, LoginProof, Registered, RegistrationForm};
 use crate::services::Services;
 
 #[derive(Default)]
@@ -65,15 +65,24 @@ impl From<&User> for UserBody {
     }
 }
 
+/// KeyNest's form (`username`, `email`, `password`, `confirm_password`) or dj-rest-auth's
+/// (`email`, `password1`, `password2`, optional `username`): the second is chosen when it
+/// sends `password1` or `password2` and no `password`.
 #[derive(Debug, Object)]
 pub struct RegisterRequest {
-    /// 3–150 characters: letters, digits, `_`, `-`, `.`; unique.
-    pub username: String,
+    /// 3–150 characters: letters, digits, `_`, `-`, `.`; unique. Required in KeyNest's form;
+    /// in dj-rest-auth's, derived from the email (made unique) when absent.
+    pub username: Option<String>,
     /// Unique (case-insensitive).
     pub email: String,
-    /// At least `auth.password_min_length` (10) characters, not the email.
-    pub password: String,
-    pub confirm_password: String,
+    /// KeyNest's form: at least `auth.password_min_length` (10) characters, not the email.
+    pub password: Option<String>,
+    /// KeyNest's form: the same password again.
+    pub confirm_password: Option<String>,
+    /// dj-rest-auth's form: the password (same rules).
+    pub password1: Option<String>,
+    /// dj-rest-auth's form: the same password again.
+    pub password2: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
 }
@@ -147,11 +156,31 @@ pub struct LoginJwt {
     pub user: crate::api::auth_user::PegasusUserBody,
 }
 
+/// Pegasus's answer for an account with 2FA on: no token, no JWT, no cookie.
+#[derive(Debug, Object)]
+pub struct OtpRequiredResponse {
+    /// `otp_required`.
+    pub status: String,
+    /// `OTP required for 2FA`.
+    pub detail: String,
+    /// A UUID4 for `POST /api/auth/verify-otp/` with the code (valid 300 s, once).
+    pub temp_otp_token: String,
+}
+
+/// A login's answer: logged in, or (2FA on) a second factor required.
+#[derive(Debug, Union)]
+#[oai(one_of)]
+pub enum LoginAnswer {
+    LoggedIn(Box<LoginResponse>),
+    OtpRequired(OtpRequiredResponse),
+}
+
 #[derive(ApiResponse)]
 pub enum LoginResult {
-    /// Logged in; also sets the `gatehouse_session` cookie.
+    /// Logged in (and the `gatehouse_session` cookie set), or, for an account with 2FA on,
+    /// `{status: "otp_required", detail, temp_otp_token}` and nothing else.
     #[oai(status = 200)]
-    Ok(Json<LoginResponse>, #[oai(header = "Set-Cookie")] String),
+    Ok(Json<LoginAnswer>, #[oai(header = "Set-Cookie")] Option<String>),
 }
 
 #[derive(Debug, Object)]
@@ -174,7 +203,7 @@ pub struct ProfileUpdateRequest {
     pub username: Option<String>,
 }
 
-fn session_cookie(secret: &str, max_age: u64) -> String {
+pub(crate) fn session_cookie(secret: &str, max_age: u64) -> String {
     format!(
         "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
     )
@@ -184,7 +213,7 @@ fn cleared_cookie() -> String {
     session_cookie("", 0)
 }
 
-fn organization_roles(orgs: Vec<(Organization, Role)>) -> Vec<OrganizationRole> {
+pub(crate) fn organization_roles(orgs: Vec<(Organization, Role)>) -> Vec<OrganizationRole> {
     orgs.into_iter()
         .map(|(o, r)| OrganizationRole { id: o.id, name: o.name, role: r.as_str().to_string() })
         .collect()
@@ -201,13 +230,20 @@ impl AuthApi {
         body: Json<RegisterRequest>,
     ) -> ApiResult<RegisterResult> {
         let b = body.0;
+        let dj_rest_auth = b.password.is_none() && (b.password1.is_some() || b.password2.is_some());
+        let (password, confirm_password, names) = if dj_rest_auth {
+            (b.password1, b.password2, FormNames::DJ_REST_AUTH)
+        } else {
+            (b.password, b.confirm_password, FormNames::KEYNEST)
+        };
         let form = RegistrationForm {
             username: b.username,
             email: b.email,
-            password: b.password,
-            confirm_password: b.confirm_password,
+            password,
+            confirm_password,
             first_name: b.first_name.unwrap_or_default(),
             last_name: b.last_name.unwrap_or_default(),
+            names,
         };
         let Registered { user, organization: org, token } =
             state.register(form, client_ip(req)).await?;
@@ -220,7 +256,8 @@ impl AuthApi {
     }
 
     /// Log in with `{email or username, password}` or HTTP Basic: a new token, the user, their
-    /// organizations, and a session cookie.
+    /// organizations, and a session cookie; or, for an account with TOTP 2FA on,
+    /// `otp_required` and a `temp_otp_token` for `/api/auth/verify-otp/` (HTTP Basic refused).
     #[oai(path = "/api/auth/login/", method = "post", operation_id = "auth_login_create")]
     async fn login(
         &self,
@@ -245,7 +282,23 @@ impl AuthApi {
                     .into()),
                 },
             };
-        let done = state.login(proof, requested, client_ip(req)).await?;
+        let done = match state
+            .login(proof, requested, client_ip(req))
+            .await
+            .map_err(with_dj_rest_auth_body)?
+        {
+            LoginOutcome::Done(done) => *done,
+            LoginOutcome::OtpRequired { temp_otp_token } => {
+                return Ok(LoginResult::Ok(
+                    Json(LoginAnswer::OtpRequired(OtpRequiredResponse {
+                        status: "otp_required".into(),
+                        detail: "OTP required for 2FA".into(),
+                        temp_otp_token: temp_otp_token.into_inner(),
+                    })),
+                    None,
+                ))
+            }
+        };
         let cookie = session_cookie(done.session.expose(), done.session_max_age);
         let (access, refresh) = (done.access.into_inner(), done.refresh.into_inner());
         let jwt = LoginJwt {
@@ -254,7 +307,7 @@ impl AuthApi {
             user: crate::api::auth_user::PegasusUserBody::from(&done.user),
         };
         Ok(LoginResult::Ok(
-            Json(LoginResponse {
+            Json(LoginAnswer::LoggedIn(Box::new(LoginResponse {
                 message: "Login successful".into(),
                 token: done.token.into_inner(),
                 user: UserBody::from(&done.user),
@@ -264,8 +317,8 @@ impl AuthApi {
                 status: "success".into(),
                 detail: "User logged in.".into(),
                 jwt,
-            }),
-            cookie,
+            }))),
+            Some(cookie),
         ))
     }
 
@@ -334,6 +387,17 @@ impl AuthApi {
         let user = change_profile(&state, req, &auth, body.0).await?;
         Ok(Json(UserBody::from(&user)))
     }
+}
+
+/// A refused login carries dj-rest-auth's body in `details`; the status and `error` stay
+/// KeyNest's (401 `Invalid credentials`).
+fn with_dj_rest_auth_body(e: Error) -> Error {
+    if e.code != crate::domain::ErrorCode::Unauthenticated || e.details.is_some() {
+        return e;
+    }
+    e.with_details(serde_json::json!(
+        {"non_field_errors": ["Unable to log in with provided credentials."]}
+    ))
 }
 
 /// The caller's account.

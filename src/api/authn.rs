@@ -78,19 +78,20 @@ fn normalised_path(path: &str) -> String {
     out
 }
 
-/// Register and login: limited per address by `rate_limit.auth_per_minute`.
+/// Register, login and its second factor: limited per address by
+/// `rate_limit.auth_per_minute`.
 fn is_auth_attempt(req: &Request) -> bool {
     req.method() == Method::POST
         && matches!(
             normalised_path(req.uri().path()).as_str(),
-            "/api/auth/register" | "/api/auth/login" | "/api/auth/token"
+            "/api/auth/register" | "/api/auth/login" | "/api/auth/token" | "/api/auth/verify-otp"
         )
 }
 
 /// A cookie-authenticated unsafe request must come from a page of this origin: its `Origin`
 /// is this server (scheme and `Host`), or the browser says `Sec-Fetch-Site: same-origin` (or
 /// `none`: typed by the user). `SameSite=Strict` alone lets sibling subdomains through.
-fn same_origin(req: &Request, tls: bool) -> bool {
+pub(crate) fn same_origin(req: &Request, tls: bool) -> bool {
     let headers = req.headers();
     let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if site

@@ -234,6 +234,36 @@ impl ApiCatalog {
         first.protected && fitting.all(|op| op.protected)
     }
 
+    /// The methods of the resource at `path` (the `Allow` of a 405, RFC 9110 §15.5.6): those of
+    /// the template the router picks for it (a literal segment wins over a parameter), an alias
+    /// prefix read as the path it stands for; HEAD wherever GET is, since the router answers
+    /// HEAD with the GET route. Empty when no template fits.
+    pub fn allowed_methods(&self, path: &str) -> Vec<&'static str> {
+        let target: Vec<&str> =
+            match ALIASES.iter().find_map(|a| path.strip_prefix(a.from).map(|r| (a, r))) {
+                Some((a, rest)) => segments(a.to).chain(segments(rest)).collect(),
+                None => segments(path).collect(),
+            };
+        let Some(template) = self
+            .operations
+            .iter()
+            .find(|op| op.segments.len() == target.len() && op.fits(target.iter().copied()))
+            .map(|op| &op.segments)
+        else {
+            return Vec::new();
+        };
+        let mut allowed: Vec<&'static str> = METHODS
+            .into_iter()
+            .filter(|m| {
+                self.operations.iter().any(|op| op.method == *m && op.segments == *template)
+            })
+            .collect();
+        if allowed.contains(&"GET") && !allowed.contains(&"HEAD") {
+            allowed.push("HEAD");
+        }
+        allowed
+    }
+
     /// The JSON request-body schema of the operation `method path` reaches.
     pub fn body_schema(&self, method: &str, path: &str) -> Option<&Value> {
         self.match_route(method, path)?.body_schema.as_ref()

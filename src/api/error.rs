@@ -216,13 +216,14 @@ impl IntoResponse for ApiError {
 /// Declares the error responses every operation may give, so generated clients know the shape.
 impl ApiResponse for ApiError {
     fn meta() -> MetaResponses {
-        let statuses: [(u16, &'static str); 8] = [
+        let statuses: [(u16, &'static str); 9] = [
             (400, "Invalid request"),
             (401, "Authentication required or failed"),
             (403, "Not allowed"),
             (404, "Not found"),
             (409, "Conflict"),
             (413, "Body too large"),
+            (415, "Unsupported request body media type"),
             (429, "Rate limit exceeded"),
             (
                 503,

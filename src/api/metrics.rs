@@ -122,6 +122,7 @@ impl MetricsApi {
         enabled(&state)?;
         let org = organization(&state, req, auth.principal())?;
         let format = format_of(req);
+        state.recount_api_key_gauges();
         answer(format, state.metrics.encode_org(org, format))
     }
 
@@ -136,6 +137,7 @@ impl MetricsApi {
         enabled(&state)?;
         may_read_all(auth.principal())?;
         let format = format_of(req);
+        state.recount_api_key_gauges();
         answer(format, state.metrics.encode_all(format))
     }
 }

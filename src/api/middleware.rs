@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use parking_lot::Mutex;
 use poem::error::ReadBodyError;
-use poem::http::{header, HeaderValue, Method, Version};
+use poem::http::{header, HeaderValue, Method, StatusCode, Version};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 
 use crate::api::error::{code_response, convert_poem_error, with_request_id};
@@ -117,7 +117,12 @@ impl<E: Endpoint> Endpoint for Edge<E> {
         let debug = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| (req.method().clone(), path.to_string()));
 
+        // Kept for a 405's `Allow` (a refcount, not a copy of the path).
+        let uri = req.uri().clone();
         let mut resp = with_request_id(request_id.clone(), self.call_inner(req)).await;
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+            add_allow(&mut resp, uri.path());
+        }
         if let Some(unread) = unread {
             unread.settle(&mut resp).await;
         }
@@ -433,6 +438,8 @@ fn normalise_error_body(resp: Response) -> Response {
             c.starts_with("application/json")
                 || c.starts_with("text/plain; version=0.0.4")
                 || c.starts_with("application/openmetrics")
+                // The console's error pages: written for a browser, kept as they are.
+                || c.starts_with("text/html")
         });
     if is_json {
         return resp;
@@ -449,6 +456,21 @@ fn normalise_error_body(resp: Response) -> Response {
         }
     }
     out
+}
+
+/// RFC 9110 §15.5.6: a 405 names the methods the resource supports. The router's own 405
+/// carries none, so they come from the document; a handler's own `Allow` is kept.
+fn add_allow(resp: &mut Response, path: &str) {
+    if resp.headers().contains_key(header::ALLOW) {
+        return;
+    }
+    let allowed = crate::api::catalog::ApiCatalog::shared().allowed_methods(path);
+    if allowed.is_empty() {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
 }
 
 /// Methods a read-only credential may use.

@@ -10,6 +10,7 @@ pub mod authn;
 pub mod backup;
 pub mod body;
 pub mod catalog;
+pub mod console;
 pub mod deployment_exec;
 pub mod environments;
 pub mod error;
@@ -29,9 +30,11 @@ pub mod request_log;
 pub mod schema_accept;
 pub mod secrets_support;
 pub mod security;
+pub mod spec_fixups;
 pub mod staff_keys;
 pub mod tags;
 pub mod tokens;
+pub mod two_factor;
 pub mod unstract;
 pub mod validation;
 pub mod variable_json;
@@ -42,7 +45,7 @@ use std::sync::Arc;
 use poem::endpoint::make_sync;
 use poem::http::StatusCode;
 use poem::middleware::{NormalizePath, TrailingSlash};
-use poem::web::Query;
+use poem::web::{Html, Query};
 use poem::{get, handler, Endpoint, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::OpenApiService;
 
@@ -75,6 +78,7 @@ pub type IdentityApis = (
     pats::PatsApi,
     admin_users::AdminUsersApi,
     backup::BackupApi,
+    two_factor::TwoFactorApi,
 );
 
 /// Projects, environments, variables, import/export.
@@ -107,17 +111,26 @@ impl<E: Endpoint> Endpoint for Alias<E> {
 }
 
 /// Sends `/deployment/…` to the execution routes and everything else on.
-struct ByPrefix<D, E> {
+struct ByPrefix<D, C, E> {
     deployments: D,
+    console: C,
     rest: E,
 }
 
-impl<D: Endpoint<Output = Response>, E: Endpoint<Output = Response>> Endpoint for ByPrefix<D, E> {
+impl<D, C, E> Endpoint for ByPrefix<D, C, E>
+where
+    D: Endpoint<Output = Response>,
+    C: Endpoint<Output = Response>,
+    E: Endpoint<Output = Response>,
+{
     type Output = Response;
 
     async fn call(&self, req: poem::Request) -> poem::Result<Response> {
-        if deployment_exec::owns(req.uri().path()) {
+        let path = req.uri().path();
+        if deployment_exec::owns(path) {
             self.deployments.call(req).await
+        } else if console::owns(path) {
+            self.console.call(req).await
         } else {
             self.rest.call(req).await
         }
@@ -135,7 +148,13 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
 
 /// The OpenAPI document as JSON (also printed by `gatehouse openapi`).
 pub fn spec_json() -> String {
-    openapi_service().spec()
+    spec_fixups::apply(openapi_service().spec())
+}
+
+/// The OpenAPI document as YAML: the JSON document re-encoded, so both carry the same
+/// declarations; poem's own YAML if that fails (it cannot for a document that parsed).
+fn spec_yaml(json: &str, service: &OpenApiService<Apis, ()>) -> String {
+    spec_fixups::to_yaml(json).unwrap_or_else(|| service.spec_yaml())
 }
 
 #[derive(serde::Deserialize)]
@@ -174,6 +193,9 @@ fn schema_endpoint(
     }
 }
 
+/// The line of poem-openapi's Redoc page that loads fonts from Google.
+const REDOC_FONTS: &str = "<link href=\"https://fonts.googleapis.com/css?family=Montserrat:300,400,700|Roboto:300,400,700\" rel=\"stylesheet\">";
+
 struct Docs {
     json: String,
     yaml: String,
@@ -182,12 +204,18 @@ struct Docs {
 /// The whole application endpoint: routes, docs and every layer.
 pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
-    let docs = Arc::new(Docs { json: service.spec(), yaml: service.spec_yaml() });
+    let json = spec_json();
+    let yaml = spec_yaml(&json, &service);
+    let docs = Arc::new(Docs { json, yaml });
     // The one reading of the document (the first server of the process builds it).
     let catalog = ApiCatalog::shared();
     let swagger = service.swagger_ui();
     let swagger_again = service.swagger_ui();
-    let redoc = service.redoc();
+    // Redoc's page as poem-openapi writes it, less its Google Fonts stylesheet: an appliance's
+    // docs must not depend on (or tell) a third-party site, and offline the failed load is a
+    // console error on every visit. Redoc falls back to the system fonts.
+    let redoc_html = service.redoc_html().replacen(REDOC_FONTS, "", 1);
+    let redoc = Route::new().at("/", make_sync(move |_| Html(redoc_html.clone())));
     let settings = Arc::new(EdgeSettings {
         trusted_proxies: state.config.trusted_proxies().unwrap_or_default(),
         max_body_bytes: state.config.server.max_body_bytes,
@@ -203,7 +231,8 @@ pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
         .nest("/api/schema/swagger-ui", swagger)
         .nest("/api/docs", swagger_again)
         .nest("/api/schema/redoc", redoc)
-        .at("/favicon.ico", make_sync(|_| StatusCode::NOT_FOUND))
+        // No icon, and no failed load in every browser's console either.
+        .at("/favicon.ico", make_sync(|_| StatusCode::NO_CONTENT))
         .nest_no_strip(
             API_KEYS_ALIAS.from,
             Alias { prefix: API_KEYS_ALIAS, inner: Arc::clone(&api) },
@@ -222,9 +251,11 @@ pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
     );
     let app = authn::AuthLayer::new(limited, Arc::clone(&state), catalog);
     // API deployments' execution routes carry their own key: they bypass account
-    // authentication (and its limits), never the edge or the request log.
+    // authentication (and its limits), never the edge or the request log. The console has
+    // its own layer (pages, not JSON, for every refusal).
     let app = ByPrefix {
         deployments: deployment_exec::DeploymentRoutes::new(Arc::clone(&state)),
+        console: console::endpoint(Arc::clone(&state)),
         rest: app,
     };
     // The request log sits just inside `Edge` (request id, client address) and outside
@@ -235,4 +266,18 @@ pub fn build(state: Arc<Services>) -> impl Endpoint<Output = Response> {
     let log_settings = Arc::new(log_settings);
     let logged = request_log::RequestLogLayer::new(app, Arc::clone(&state.logs), log_settings);
     Edge::new(logged, settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Redoc page is served without its Google Fonts line: if poem-openapi rewrites that
+    /// line, the replacement would silently stop removing it.
+    #[test]
+    fn redoc_page_has_the_fonts_line_to_remove() {
+        let html = openapi_service().redoc_html();
+        assert!(html.contains(REDOC_FONTS));
+        assert!(!html.replacen(REDOC_FONTS, "", 1).contains("fonts.googleapis.com"));
+    }
 }

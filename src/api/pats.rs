@@ -1,5 +1,6 @@
 //! ShellUI's personal access tokens: `POST/GET /api/v1/personal-access-tokens`,
-//! `DELETE /api/v1/personal-access-tokens/{id}` and `POST …/{id}/revoke`.
+//! `DELETE`/`PATCH /api/v1/personal-access-tokens/{id}`, `POST …/{id}/revoke` and
+//! `POST …/{id}/reissue`. `{id}` is the integer id or the UUID.
 
 use std::sync::Arc;
 
@@ -10,17 +11,15 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::auth::client_ip;
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::ApiResult;
 use crate::api::organizations::Deleted;
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
-use crate::auth::issue::{choose_company, new_jti};
-use crate::clock::{rfc3339_from_unix, unix_now};
-use crate::domain::accounts;
+use crate::clock::rfc3339_from_unix;
 use crate::domain::audit::Actor;
 use crate::domain::credentials::PersonalAccessToken;
-use crate::domain::pats::{self, NewPat};
-use crate::domain::Error;
+use crate::domain::pats::{self, PatPatch};
+use crate::services::pats::{pat_not_found, PatId, PatRequest};
 use crate::services::Services;
 
 #[derive(Default)]
@@ -30,6 +29,8 @@ pub struct PatsApi;
 #[oai(rename = "PersonalAccessToken")]
 pub struct PatBody {
     pub id: u64,
+    /// ShellUI's identifier (the JWT's `pat_id`); every `{id}` route also takes it.
+    pub uuid: String,
     pub user_id: u64,
     pub company_id: Option<u64>,
     pub name: String,
@@ -49,6 +50,7 @@ impl PatBody {
         };
         Self {
             id: t.id,
+            uuid: t.uuid.clone(),
             user_id: t.user_id,
             company_id: t.company_id,
             name: t.name.clone(),
@@ -91,6 +93,16 @@ pub enum PatCreateResult {
 }
 
 #[derive(Debug, Object)]
+pub struct PatUpdateRequest {
+    /// The owner only; up to 200 characters.
+    pub name: Option<String>,
+    /// Staff may set either value; the owner may only set `true`.
+    pub read_only: Option<bool>,
+    /// Staff may set either value; the owner may only set `false`.
+    pub access_global_metrics: Option<bool>,
+}
+
+#[derive(Debug, Object)]
 pub struct PatList {
     pub results: Vec<PatBody>,
 }
@@ -112,47 +124,15 @@ impl PatsApi {
         body: Json<PatCreateRequest>,
     ) -> ApiResult<PatCreateResult> {
         let p = auth.into_principal();
-        p.require_full_session("create personal access tokens")?;
         let b = body.0;
-        let days = b.expires_in_days.unwrap_or(state.config.auth.pat_lifetime_days);
-        if !(1..=3650).contains(&days) {
-            return Err(Error::invalid("expires_in_days", "Must be between 1 and 3650.").into());
-        }
-        // The company is the PAT's scope: never defaulted from the session's `company_id`,
-        // only from the caller's single organization (M1).
-        let company = choose_company(&p.memberships, b.company_id)?.ok_or_else(|| {
-            let message = if p.memberships.len() > 1 {
-                "You belong to several organizations: name the one the token is for."
-            } else {
-                "Missing company_id parameter."
-            };
-            ApiError(Error::invalid("company_id", message))
-        })?;
-        let now = unix_now();
-        let new = NewPat {
-            name: b.name.unwrap_or_default().trim().to_string(),
+        let request = PatRequest {
+            name: b.name.unwrap_or_default(),
             read_only: b.read_only.unwrap_or(false),
             access_global_metrics: b.access_global_metrics.unwrap_or(false),
-            company_id: company,
-            expires_at: now + i64::try_from(days * 86_400).unwrap_or(86_400),
-            jti: new_jti()?,
+            company_id: b.company_id,
+            expires_in_days: b.expires_in_days,
         };
-        let user = state
-            .store
-            .read(|tx| accounts::get(tx, p.user_id))?
-            .ok_or_else(|| ApiError(Error::not_found("User")))?;
-        let actor = Actor::from_principal(&p, client_ip(req));
-        let row = state.store.write(move |tx| pats::create(tx, &p, &actor, &new)).await?;
-        let token = state.credentials.issue_pat(
-            &user,
-            company,
-            row.id,
-            &row.jti,
-            row.read_only,
-            row.access_global_metrics,
-            now,
-            row.expires_at,
-        )?;
+        let (row, token) = state.create_pat(&p, request, client_ip(req)).await?;
         Ok(PatCreateResult::Created(Json(PatCreated {
             token: PatBody::new(&state, &row),
             access_token: token.into_inner(),
@@ -185,7 +165,7 @@ impl PatsApi {
         state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
-        id: Path<u64>,
+        id: Path<String>,
     ) -> ApiResult<Deleted> {
         self.revoke_inner(&state, req, auth, id.0).await?;
         Ok(Deleted::NoContent)
@@ -202,10 +182,63 @@ impl PatsApi {
         state: Data<&Arc<Services>>,
         req: &Request,
         auth: Authenticated,
-        id: Path<u64>,
+        id: Path<String>,
     ) -> ApiResult<Json<PatBody>> {
         let row = self.revoke_inner(&state, req, auth, id.0).await?;
         Ok(Json(PatBody::new(&state, &row)))
+    }
+
+    /// Change a token's name or scope (`access_global_metrics`, `read_only`: staff; the owner
+    /// may rename and tighten). Strings issued before then fail the scope check: reissue.
+    #[oai(
+        path = "/api/v1/personal-access-tokens/:id",
+        method = "patch",
+        operation_id = "personal_access_tokens_partial_update"
+    )]
+    async fn partial_update(
+        &self,
+        state: Data<&Arc<Services>>,
+        req: &Request,
+        auth: Authenticated,
+        id: Path<String>,
+        body: Json<PatUpdateRequest>,
+    ) -> ApiResult<Json<PatBody>> {
+        let p = auth.into_principal();
+        let actor = Actor::from_principal(&p, client_ip(req));
+        let b = body.0;
+        let patch = PatPatch {
+            name: b.name,
+            read_only: b.read_only,
+            access_global_metrics: b.access_global_metrics,
+        };
+        let segment = id.0;
+        let row = state
+            .store
+            .write(move |tx| {
+                let id = pats::resolve_segment(tx, &segment)?.ok_or_else(pat_not_found)?;
+                pats::update(tx, &p, &actor, id, &patch)
+            })
+            .await?;
+        Ok(Json(PatBody::new(&state, &row)))
+    }
+
+    /// A new string for the caller's token: the row's current flags, the same expiry, a new
+    /// `jti` (the previous string stops working). Shown this once.
+    #[oai(
+        path = "/api/v1/personal-access-tokens/:id/reissue",
+        method = "post",
+        operation_id = "personal_access_tokens_reissue_create"
+    )]
+    async fn reissue(
+        &self,
+        state: Data<&Arc<Services>>,
+        req: &Request,
+        auth: Authenticated,
+        id: Path<String>,
+    ) -> ApiResult<Json<PatCreated>> {
+        let p = auth.into_principal();
+        let (row, token) = state.reissue_pat(&p, PatId::Segment(id.0), client_ip(req)).await?;
+        Ok(Json(PatCreated { token: PatBody::new(&state, &row), access_token: token.into_inner() }))
     }
 }
 
@@ -215,11 +248,17 @@ impl PatsApi {
         state: &Services,
         req: &Request,
         auth: Authenticated,
-        id: u64,
+        segment: String,
     ) -> ApiResult<PersonalAccessToken> {
         let p = auth.into_principal();
         let actor = Actor::from_principal(&p, client_ip(req));
-        let row = state.store.write(move |tx| pats::revoke(tx, &p, &actor, id)).await?;
+        let row = state
+            .store
+            .write(move |tx| {
+                let id = pats::resolve_segment(tx, &segment)?.ok_or_else(pat_not_found)?;
+                pats::revoke(tx, &p, &actor, id)
+            })
+            .await?;
         Ok(row)
     }
 }

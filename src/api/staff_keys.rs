@@ -1,7 +1,8 @@
 //! django-cfg's staff views of every API key: `GET /api/grpc/api-keys/`, `…/{id}/`,
-//! `…/stats/` (also served under `/cfg/grpc/api-keys/…`, outside the document), plus the one
-//! thing staff set on a key here: whether it may report calls to the monitor
-//! (`PATCH …/{id}/ {"ingest": true}`; django-cfg does this in its admin).
+//! `…/stats/` (also served under `/cfg/grpc/api-keys/…`, outside the document), and the key
+//! administration django-cfg does in its admin: create a key for any user (`POST`), rename,
+//! retype, deactivate/reactivate, re-expire or allow to report calls (`PATCH …/{id}/`), delete
+//! (`DELETE …/{id}/`). Lists answer 100 a page by default, as django-cfg.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,20 +11,23 @@ use poem::web::Data;
 use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::api::api_keys::with_pending;
+use crate::api::api_keys::{fresh_key, parse_time, with_pending};
 use crate::api::auth::client_ip;
 use crate::api::error::ApiResult;
+use crate::api::monitor::params::CFG_PAGE_SIZE;
+use crate::api::organizations::Deleted;
 use crate::api::paging::{Page, PageRequest};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
 use crate::clock::{rfc3339_from_unix, unix_now};
 use crate::domain::accounts;
-use crate::domain::api_keys::{self, StaffFilter};
+use crate::domain::api_keys::{self, NewApiKey, StaffChange, StaffFilter};
 use crate::domain::audit::Actor;
 use crate::domain::credentials::ApiKey;
-use crate::domain::Error;
+use crate::domain::{Error, Principal};
 use crate::services::Services;
 use crate::store::ReadTx;
 
@@ -51,22 +55,60 @@ pub struct StaffApiKey {
     pub created_by: Option<String>,
 }
 
-/// `PATCH /api/grpc/api-keys/{id}/`.
+/// `POST /api/grpc/api-keys/`: a key for a user, named by exactly one of `user` (django-cfg's
+/// field), `user_id`, `username` or `email`.
+#[derive(Debug, Object)]
+#[oai(rename = "GrpcApiKeyCreate")]
+pub struct StaffApiKeyCreate {
+    pub name: String,
+    /// `service` (default), `cli`, `webhook`, `internal` or `development`.
+    pub key_type: Option<String>,
+    /// RFC 3339; null never expires.
+    pub expires_at: Option<String>,
+    /// The owner's id.
+    pub user: Option<u64>,
+    pub user_id: Option<u64>,
+    pub username: Option<String>,
+    pub email: Option<String>,
+}
+
+/// The created key: its secret this once, and the staff view.
+#[derive(Debug, Object)]
+#[oai(rename = "GrpcApiKeyWithSecret")]
+pub struct StaffApiKeyWithSecret {
+    /// Shown this once: `Authorization: Api-Key <key>` or `Bearer <key>`.
+    pub key: String,
+    #[oai(flatten)]
+    pub api_key: StaffApiKey,
+}
+
+#[derive(ApiResponse)]
+pub enum StaffApiKeyCreated {
+    #[oai(status = 201)]
+    Created(Json<StaffApiKeyWithSecret>),
+}
+
+/// `PATCH /api/grpc/api-keys/{id}/`: the fields to change; absent ones stay.
 #[derive(Debug, Object)]
 #[oai(rename = "GrpcApiKeyUpdate")]
 pub struct StaffApiKeyUpdate {
+    pub name: Option<String>,
+    pub key_type: Option<String>,
+    /// False deactivates the key (it stops authenticating), true reactivates it. A key its
+    /// owner revoked cannot be reactivated (409).
+    pub is_active: Option<bool>,
+    /// RFC 3339 in the future; null: never expires.
+    pub expires_at: MaybeUndefined<String>,
     /// May this key report calls (`POST /api/grpc/monitor/requests/`)?
-    pub ingest: bool,
+    pub ingest: Option<bool>,
 }
 
-/// A key's ingest setting, as staff set it.
+/// The key after staff's change: the staff view and its ingest setting.
 #[derive(Debug, Object)]
 #[oai(rename = "GrpcApiKeyIngest")]
 pub struct StaffApiKeyIngest {
-    pub id: u64,
-    pub name: String,
-    pub key_type: String,
-    pub is_active: bool,
+    #[oai(flatten)]
+    pub api_key: StaffApiKey,
     pub ingest: bool,
 }
 
@@ -125,7 +167,7 @@ impl StaffApiKeysApi {
         page: Query<Option<u64>>,
         page_size: Query<Option<u64>>,
     ) -> ApiResult<Json<Page<StaffApiKey>>> {
-        let pr = PageRequest::new(page.0, page_size.0)?;
+        let pr = PageRequest::new(page.0, Some(page_size.0.unwrap_or(CFG_PAGE_SIZE)))?;
         let truthy = |v: String| matches!(v.to_lowercase().as_str(), "true" | "1" | "yes");
         let filter = StaffFilter {
             is_active: is_active.0.map(truthy),
@@ -201,7 +243,42 @@ impl StaffApiKeysApi {
         Ok(Json(v))
     }
 
-    /// Allow or forbid a key to report calls to the monitor (staff only, audited).
+    /// Create a key for any user (staff with a full session, audited); the key is in the
+    /// response this once.
+    #[oai(path = "/api/grpc/api-keys/", method = "post", operation_id = "grpc_api_keys_create")]
+    async fn create(
+        &self,
+        state: Data<&Arc<Services>>,
+        req: &Request,
+        auth: Authenticated,
+        body: Json<StaffApiKeyCreate>,
+    ) -> ApiResult<StaffApiKeyCreated> {
+        let p = auth.into_principal();
+        require_admin(&p)?;
+        let b = body.0;
+        let owner = state.store.read(|tx| owner_of(tx, &b))?;
+        let expires_at =
+            b.expires_at.as_deref().map(|s| parse_time("expires_at", s)).transpose()?;
+        let (digest, masked, key) = fresh_key()?;
+        let new = NewApiKey {
+            name: b.name,
+            key_type: b.key_type.unwrap_or_else(|| "service".into()),
+            organization: None,
+            read_only: false,
+            ip_allowlist: Vec::new(),
+            expires_at,
+            digest,
+            masked,
+        };
+        let actor = Actor::from_principal(&p, client_ip(req));
+        let k =
+            state.store.write(move |tx| api_keys::create_for(tx, &p, &actor, owner, &new)).await?;
+        let api_key = state.store.read(|tx| staff_view(tx, &state, k))?;
+        Ok(StaffApiKeyCreated::Created(Json(StaffApiKeyWithSecret { key, api_key })))
+    }
+
+    /// Rename, retype, deactivate or reactivate a key, change its expiry, or allow it to
+    /// report calls to the monitor (staff with a full session, audited).
     #[oai(
         path = "/api/grpc/api-keys/:id/",
         method = "patch",
@@ -216,17 +293,87 @@ impl StaffApiKeysApi {
         body: Json<StaffApiKeyUpdate>,
     ) -> ApiResult<Json<StaffApiKeyIngest>> {
         let p = auth.into_principal();
-        p.require_staff()?;
+        require_admin(&p)?;
+        let b = body.0;
+        let expires_at = match b.expires_at {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(s) => Some(Some(parse_time("expires_at", &s)?)),
+        };
+        let change = StaffChange {
+            name: b.name,
+            key_type: b.key_type,
+            is_active: b.is_active,
+            expires_at,
+            ingest: b.ingest,
+        };
         let actor = Actor::from_principal(&p, client_ip(req));
-        let (id, ingest) = (id.0, body.0.ingest);
-        let k =
-            state.store.write(move |tx| api_keys::set_ingest(tx, &p, &actor, id, ingest)).await?;
-        Ok(Json(StaffApiKeyIngest {
-            id: k.id,
-            name: k.name,
-            key_type: k.key_type,
-            is_active: k.is_active,
-            ingest: k.ingest,
-        }))
+        let id = id.0;
+        let k = state
+            .store
+            .write(move |tx| api_keys::staff_update(tx, &p, &actor, id, &change))
+            .await?;
+        let ingest = k.ingest;
+        let api_key = state.store.read(|tx| staff_view(tx, &state, k))?;
+        Ok(Json(StaffApiKeyIngest { api_key, ingest }))
+    }
+
+    /// Delete a key for good (staff with a full session, audited).
+    #[oai(
+        path = "/api/grpc/api-keys/:id/",
+        method = "delete",
+        operation_id = "grpc_api_keys_destroy"
+    )]
+    async fn destroy(
+        &self,
+        state: Data<&Arc<Services>>,
+        req: &Request,
+        auth: Authenticated,
+        id: Path<u64>,
+    ) -> ApiResult<Deleted> {
+        let p = auth.into_principal();
+        require_admin(&p)?;
+        let actor = Actor::from_principal(&p, client_ip(req));
+        let id = id.0;
+        state.store.write(move |tx| api_keys::staff_delete(tx, &p, &actor, id)).await?;
+        Ok(Deleted::NoContent)
+    }
+}
+
+/// Key administration: staff through an unscoped full session (not an API key or PAT, which
+/// must not mint or change credentials).
+fn require_admin(p: &Principal) -> Result<(), Error> {
+    p.require_staff()?;
+    p.require_full_session("manage other users' API keys")
+}
+
+/// The owner a create body names: exactly one of `user`, `user_id`, `username`, `email`
+/// (400 on none, several, or an unknown account).
+fn owner_of(tx: &ReadTx, b: &StaffApiKeyCreate) -> Result<u64, Error> {
+    let named = [b.user.is_some(), b.user_id.is_some(), b.username.is_some(), b.email.is_some()];
+    if named.iter().filter(|n| **n).count() != 1 {
+        return Err(Error::invalid(
+            "user",
+            "Name the owner with exactly one of user, user_id, username or email.",
+        ));
+    }
+    if let Some(id) = b.user.or(b.user_id) {
+        return match accounts::get(tx, id)? {
+            Some(u) => Ok(u.id),
+            None => {
+                Err(Error::invalid("user", format!("Invalid pk \"{id}\" - object does not exist.")))
+            }
+        };
+    }
+    let (field, ident) = match (&b.username, &b.email) {
+        (Some(u), _) => ("username", u),
+        (None, Some(e)) => ("email", e),
+        (None, None) => return Err(Error::invalid("user", "Name the owner.")),
+    };
+    // `find_by_login` matches either; the field named must be the one that matched.
+    match accounts::find_by_login(tx, ident)? {
+        Some(u) if field == "email" && u.email.eq_ignore_ascii_case(ident.trim()) => Ok(u.id),
+        Some(u) if field == "username" && u.username.eq_ignore_ascii_case(ident.trim()) => Ok(u.id),
+        _ => Err(Error::invalid(field, "No account has this value.")),
     }
 }

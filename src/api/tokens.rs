@@ -15,14 +15,14 @@ use crate::api::auth::client_ip;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::security::Authenticated;
 use crate::api::tags::ApiTags;
+use crate::auth::digest_of;
 use crate::auth::issue::choose_company;
-use crate::auth::{digest_of, passwords};
 use crate::clock::unix_now;
 use crate::crypto::Secret;
 use crate::domain::accounts;
-use crate::domain::audit::Actor;
 use crate::domain::sessions::{self, Refresh};
-use crate::domain::{CredentialKind, Error};
+use crate::domain::Error;
+use crate::services::password_change::PasswordChange;
 use crate::services::Services;
 
 #[derive(Default)]
@@ -292,50 +292,15 @@ impl TokenApi {
         body: Json<PasswordChangeRequest>,
     ) -> ApiResult<Json<DetailResponse>> {
         let p = auth.into_principal();
-        p.require_full_session("change the password")?;
         let b = body.0;
-        let new = b.new_password.or(b.new_password1).unwrap_or_default();
-        let confirm = b.new_password2.or(b.confirm_password);
-        let min = usize::try_from(state.config.auth.password_min_length).unwrap_or(10);
-        if new.chars().count() < min {
-            return Err(Error::invalid(
-                "new_password",
-                format!("Ensure this field has at least {min} characters."),
-            )
-            .into());
-        }
-        if new.len() > 1024 || new.eq_ignore_ascii_case(&p.email) {
-            return Err(Error::invalid("new_password", "Choose a different password.").into());
-        }
-        if confirm.is_some_and(|c| c != new) {
-            return Err(
-                Error::invalid("new_password2", "The two password fields didn't match.").into()
-            );
-        }
-        let old = Secret::new(b.old_password);
-        if !state
-            .credentials
-            .check_old_password(&state.store, p.user_id, old, client_ip(req))
-            .await?
-        {
-            return Err(Error::invalid(
-                "old_password",
-                "Your old password was entered incorrectly.",
-            )
-            .into());
-        }
-        let new_hash = passwords::hash(Secret::new(new)).await?;
-        let keep = match p.credential {
-            CredentialKind::Token { id } | CredentialKind::Session { id } => Some(id),
-            _ => None,
+        let change = PasswordChange {
+            old: b.old_password,
+            new: b.new_password.or(b.new_password1).unwrap_or_default(),
+            confirm: b.new_password2.or(b.confirm_password),
+            new_field: "new_password",
+            confirm_field: "new_password2",
         };
-        let actor = Actor::from_principal(&p, client_ip(req));
-        let user_id = p.user_id;
-        state
-            .store
-            .write(move |tx| accounts::change_password(tx, user_id, &new_hash, keep, &actor))
-            .await?;
-        crate::auth::bootstrap::forget_initial_password(&state.data_dir, &p.email);
+        state.change_password(&p, change, client_ip(req)).await?;
         Ok(Json(DetailResponse { detail: "New password has been saved.".into() }))
     }
 }

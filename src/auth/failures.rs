@@ -25,6 +25,8 @@ pub enum FailedAction {
     Login,
     /// The old password of a password change (`password_change_failed`).
     PasswordChange,
+    /// A wrong TOTP or recovery code at login or when disabling 2FA (`user_otp_failed`).
+    Otp,
 }
 
 impl FailedAction {
@@ -32,6 +34,7 @@ impl FailedAction {
         match self {
             FailedAction::Login => "user_login_failed",
             FailedAction::PasswordChange => "password_change_failed",
+            FailedAction::Otp => "user_otp_failed",
         }
     }
 }

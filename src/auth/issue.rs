@@ -97,7 +97,7 @@ impl AuthService {
         &self,
         user: &User,
         company_id: u64,
-        pat_id: u64,
+        pat_id: impl Into<crate::domain::pats::PatRef>,
         jti: &str,
         read_only: bool,
         agm: bool,
@@ -106,7 +106,7 @@ impl AuthService {
     ) -> Result<Secret<String>, Error> {
         let mut c = self.claims(user, Some(company_id), "access", expires_at - now, now)?;
         c.jti = jti.to_string();
-        c.pat_id = Some(pat_id);
+        c.pat_id = Some(pat_id.into());
         c.pat_ro = Some(read_only);
         c.pat_agm = Some(agm);
         Ok(Secret::new(self.jwt.sign(&c)?))

@@ -52,8 +52,9 @@ pub struct Claims {
     /// epoch would not help. Key secrecy and rotation (`gatehouse jwt rotate`) stop forgery.
     #[serde(default)]
     pub cev: u64,
+    /// The PAT's UUID string (ShellUI's form); tokens issued before schema 4 carry its integer id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pat_id: Option<u64>,
+    pub pat_id: Option<crate::domain::pats::PatRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pat_ro: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,8 +9,10 @@ pub mod issue;
 pub mod jwt;
 pub mod lockout;
 pub mod passwords;
+pub mod pending;
 pub mod ratelimit;
 mod resolve;
+pub use resolve::basic_2fa_error;
 pub mod sweep;
 
 use std::collections::{BTreeMap, HashMap};
@@ -186,6 +188,8 @@ pub struct AuthService {
     pub jwt: jwt::JwtKeys,
     pub limiter: ratelimit::RateLimiter,
     pub lockout: lockout::Lockout,
+    /// Password logins of 2FA accounts waiting for their code.
+    pub pending_logins: pending::PendingLogins,
     /// Refused passwords waiting to be audited (one record per identity per minute).
     failures: FailureLog,
     usage: Mutex<Usage>,
@@ -205,6 +209,7 @@ impl AuthService {
                 config.auth.lockout_failures,
                 config.auth.lockout_minutes,
             ),
+            pending_logins: pending::PendingLogins::default(),
             failures: FailureLog::default(),
             usage: Mutex::new(Usage::default()),
             config: config.auth.clone(),
@@ -478,6 +483,26 @@ impl AuthService {
         let failure = Failure { action: FailedAction::Login, key, shown, ip, method };
         self.audit_failure(store, failure).await;
         Ok(PasswordCheck::Wrong)
+    }
+
+    /// Seconds `user_id` stays locked out (password and OTP failures count alike), if it is.
+    pub fn locked_for(&self, user_id: u64) -> Option<u64> {
+        self.lockout.locked(LockKey::User(user_id), unix_now())
+    }
+
+    /// A wrong second factor: counts toward the account's lockout like a wrong password, and
+    /// is audited (aggregated, without the code) as `user_otp_failed`.
+    pub async fn otp_failed(&self, store: &Store, user: &User, ip: Option<IpAddr>) {
+        let key = LockKey::User(user.id);
+        self.lockout.failure(key, unix_now());
+        let shown = Shown::Account { user_id: user.id, login: user.email.clone() };
+        let failure = Failure { action: FailedAction::Otp, key, shown, ip, method: "otp" };
+        self.audit_failure(store, failure).await;
+    }
+
+    /// A right second factor clears the account's failures, as a right password does.
+    pub fn otp_succeeded(&self, user_id: u64) {
+        self.lockout.success(LockKey::User(user_id));
     }
 
     /// Checks the caller's current password before a password change: locked identities are

@@ -8,11 +8,12 @@ use crate::clock::unix_now;
 use crate::crypto::{sha256, Secret};
 use crate::domain::accounts::tables::USERS;
 use crate::domain::credentials::tables::{
-    API_KEYS, API_KEYS_BY_DIGEST, JWT_DENYLIST, PATS, TOKENS, TOKENS_BY_DIGEST,
+    API_KEYS, API_KEYS_BY_DIGEST, JWT_DENYLIST, TOKENS, TOKENS_BY_DIGEST,
 };
 use crate::domain::credentials::TokenKind;
+use crate::domain::pats::PatRef;
 use crate::domain::{CredentialKind, Error, Principal};
-use crate::store::{Reader as _, Store};
+use crate::store::{Reader, Store};
 
 type Resolved = (Principal, Limits);
 
@@ -101,6 +102,7 @@ impl AuthService {
                 if user.id != user_id || user.credentials_epoch != epoch || !user.is_active {
                     return Ok(None);
                 }
+                refuse_basic_with_2fa(tx, user.id)?;
                 Ok(Some(principal_for(tx, &user, CredentialKind::Basic)?))
             })?;
             match again {
@@ -126,6 +128,7 @@ impl AuthService {
             if fresh.credentials_epoch != user.credentials_epoch || !fresh.is_active {
                 return Err(invalid());
             }
+            refuse_basic_with_2fa(tx, fresh.id)?;
             principal_for(tx, &fresh, CredentialKind::Basic)
         })?;
         self.remember_basic(key.1, user.id, user.credentials_epoch);
@@ -153,9 +156,9 @@ impl AuthService {
                 return Err(invalid());
             }
             let mut limits = Limits::default();
-            let (credential, read_only, agm) = match claims.pat_id {
-                Some(pat_id) => {
-                    check_pat(tx, &claims, pat_id)?;
+            let (credential, read_only, agm) = match &claims.pat_id {
+                Some(reference) => {
+                    let pat_id = check_pat(tx, &claims, reference)?;
                     limits.usage = Some(UsageOf::Pat { id: pat_id });
                     (
                         CredentialKind::Pat { id: pat_id },
@@ -247,9 +250,34 @@ impl AuthService {
     }
 }
 
-/// ShellUI's PAT checks, each a 401 with its own message.
-fn check_pat(tx: &crate::store::ReadTx, claims: &Claims, pat_id: u64) -> Result<(), Error> {
-    let row = tx.get(PATS, pat_id)?.ok_or_else(|| pat_error("Personal access token not found."))?;
+/// HTTP Basic carries no second factor: an account with 2FA on may not use it (its tokens,
+/// sessions and keys, obtained through the second factor, keep working). Enabling 2FA
+/// invalidates the cache, so a cached Basic resolution does not outlive this check.
+pub(crate) fn refuse_basic_with_2fa(tx: &impl Reader, user_id: u64) -> Result<(), Error> {
+    if crate::domain::two_factor::is_enabled(tx, user_id)? {
+        return Err(basic_2fa_error());
+    }
+    Ok(())
+}
+
+/// The refusal of a password-only login (HTTP Basic, `/api/auth/token/`) for a 2FA account.
+pub fn basic_2fa_error() -> Error {
+    Error::forbidden(
+        "This account uses two-factor authentication, which HTTP Basic and password-only \
+         token requests cannot carry: log in with POST /api/auth/login/ and then \
+         POST /api/auth/verify-otp/, or use a token, session or API key.",
+    )
+}
+
+/// ShellUI's PAT checks, each a 401 with its own message; the row's id when all pass.
+fn check_pat(tx: &crate::store::ReadTx, claims: &Claims, reference: &PatRef) -> Result<u64, Error> {
+    if let PatRef::Uuid(text) = reference {
+        if uuid::Uuid::parse_str(text).is_err() {
+            return Err(pat_error("Invalid personal access token id."));
+        }
+    }
+    let row = crate::domain::pats::find(tx, reference)?
+        .ok_or_else(|| pat_error("Personal access token not found."))?;
     if row.revoked_at.is_some() {
         return Err(pat_error("Personal access token revoked."));
     }
@@ -262,5 +290,5 @@ fn check_pat(tx: &crate::store::ReadTx, claims: &Claims, pat_id: u64) -> Result<
     if claims.pat_ro != Some(row.read_only) || claims.pat_agm != Some(row.access_global_metrics) {
         return Err(pat_error("Personal access token scope mismatch."));
     }
-    Ok(())
+    Ok(row.id)
 }

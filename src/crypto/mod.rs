@@ -184,6 +184,16 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha256(data))
 }
 
+/// HMAC-SHA1 of `data` under `key`: only for TOTP (RFC 6238), whose authenticator apps
+/// default to SHA-1; nothing else in the server may use it.
+pub fn hmac_sha1_for_totp(key: &[u8], data: &[u8]) -> [u8; 20] {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key);
+    let tag = ring::hmac::sign(&key, data);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
 /// Constant-time equality, for digests and tags.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -37,6 +37,38 @@ pub struct Registration<'a> {
     pub confirm_password: &'a str,
     pub first_name: &'a str,
     pub last_name: &'a str,
+    /// Which client's field names the errors use.
+    pub form: FormNames,
+}
+
+/// The names a registration form gives its password fields, so that each client reads its
+/// errors under the fields it sent.
+#[derive(Debug, Clone, Copy)]
+pub struct FormNames {
+    pub password: &'static str,
+    pub confirm: &'static str,
+    /// Where a mismatch of the two passwords is reported, and how.
+    pub mismatch: (&'static str, &'static str),
+    /// KeyNest requires a username; dj-rest-auth derives one from the email.
+    pub username_required: bool,
+}
+
+impl FormNames {
+    /// KeyNest's `username`, `password`, `confirm_password`.
+    pub const KEYNEST: Self = Self {
+        password: "password",
+        confirm: "confirm_password",
+        mismatch: ("confirm_password", "Passwords do not match."),
+        username_required: true,
+    };
+    /// dj-rest-auth's `email`, `password1`, `password2` (its serializer reports a mismatch as
+    /// a non-field error).
+    pub const DJ_REST_AUTH: Self = Self {
+        password: "password1",
+        confirm: "password2",
+        mismatch: ("non_field_errors", "The two password fields didn't match."),
+        username_required: false,
+    };
 }
 
 /// A token about to be stored: its digest, kind and expiry.
@@ -83,16 +115,17 @@ pub fn validate_registration(r: &Registration<'_>, min_password: usize) -> Resul
     } else if !valid_email(r.email) {
         add("email", "Enter a valid email address.");
     }
+    let pw = r.form.password;
     if r.password.chars().count() < min_password {
-        add("password", &format!("Ensure this field has at least {min_password} characters."));
+        add(pw, &format!("Ensure this field has at least {min_password} characters."));
     } else if r.password.len() > 1024 {
-        add("password", "Ensure this field has no more than 1024 characters.");
+        add(pw, "Ensure this field has no more than 1024 characters.");
     }
     if r.password.eq_ignore_ascii_case(r.email) || r.password.eq_ignore_ascii_case(r.username) {
-        add("password", "The password is too similar to the email or username.");
+        add(pw, "The password is too similar to the email or username.");
     }
     if r.password != r.confirm_password {
-        add("confirm_password", "Passwords do not match.");
+        add(r.form.mismatch.0, r.form.mismatch.1);
     }
     if r.first_name.chars().count() > 150 {
         add("first_name", "Ensure this field has no more than 150 characters.");
@@ -181,13 +214,22 @@ pub fn create_organization(
 
 /// Registration in one transaction: the user, "<first name or username>'s Organization" with the
 /// user as admin, a login token, and the audit record.
+/// `derive_username`: `new.username` is a base derived from the email, made unique here
+/// (dj-rest-auth's form sends no username).
 pub fn register(
     tx: &WriteTx,
     new: &NewUser,
+    derive_username: bool,
     grant: &TokenGrant,
     ip: Option<std::net::IpAddr>,
 ) -> Result<(User, Organization), Error> {
-    let user = create_user(tx, new)?;
+    let user = if derive_username {
+        let mut new = new.clone();
+        new.username = super::usernames::free(tx, &new.username)?;
+        create_user(tx, &new)?
+    } else {
+        create_user(tx, new)?
+    };
     let owner = if user.first_name.trim().is_empty() { &user.username } else { &user.first_name };
     let org = create_organization(
         tx,

@@ -105,19 +105,37 @@ pub fn create(
     actor: &Actor,
     new: &NewApiKey,
 ) -> Result<ApiKey, Error> {
+    create_for(tx, p, actor, p.user_id, new)
+}
+
+/// Validates and stores a new key owned by `owner`: the caller's own, or (staff with a full
+/// session only: django-cfg's admin) another user's. The key is `created_by` the caller.
+pub fn create_for(
+    tx: &WriteTx,
+    p: &Principal,
+    actor: &Actor,
+    owner: u64,
+    new: &NewApiKey,
+) -> Result<ApiKey, Error> {
     p.require_full_session("create API keys")?;
+    if owner != p.user_id {
+        p.require_staff()?;
+        if crate::domain::accounts::get(tx, owner)?.is_none() {
+            return Err(Error::invalid(
+                "user",
+                format!("Invalid pk \"{owner}\" - object does not exist."),
+            ));
+        }
+        if new.organization.is_some() {
+            // Membership is checked against the caller below; a key for someone else would
+            // inherit an organization its owner may not belong to.
+            return Err(Error::invalid("organization", "Not available for another user's key."));
+        }
+    }
     let new = &within_parent(p, new)?;
     let now = unix_now();
-    let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 255 {
-        return Err(Error::invalid("name", "1-255 characters."));
-    }
-    if !KEY_TYPES.contains(&new.key_type.as_str()) {
-        return Err(Error::invalid(
-            "key_type",
-            format!("Must be one of: {}.", KEY_TYPES.join(", ")),
-        ));
-    }
+    let name = validate_name(&new.name)?;
+    validate_key_type(&new.key_type)?;
     let nets = parse_allowlist(&new.ip_allowlist)?;
     if new.expires_at.is_some_and(|e| e <= now) {
         return Err(Error::invalid("expires_at", "Must be in the future."));
@@ -136,8 +154,8 @@ pub fn create(
     }
     let key = ApiKey {
         id,
-        user_id: p.user_id,
-        name: name.to_string(),
+        user_id: owner,
+        name,
         key_type: new.key_type.clone(),
         organization: new.organization,
         read_only: new.read_only,
@@ -159,7 +177,7 @@ pub fn create(
         ingest: false,
     };
     tx.put(API_KEYS, id, &key)?;
-    tx.link(USER_API_KEYS, p.user_id, id)?;
+    tx.link(USER_API_KEYS, owner, id)?;
     if let Some(org) = key.organization {
         tx.link(ORG_API_KEYS, org, id)?;
         effects::count(tx, org, Counted::ApiKeys, 1);
@@ -172,7 +190,12 @@ pub fn create(
             action: "api_key_created",
             target_type: "api_key",
             target_id: id.to_string(),
-            details: json!({"name": key.name, "key_type": key.key_type, "read_only": key.read_only}),
+            details: if owner == p.user_id {
+                json!({"name": key.name, "key_type": key.key_type, "read_only": key.read_only})
+            } else {
+                json!({"name": key.name, "key_type": key.key_type, "read_only": key.read_only,
+                       "user_id": owner})
+            },
         },
     )?;
     Ok(key)
@@ -184,22 +207,102 @@ pub fn get(tx: &impl Reader, id: u64) -> Result<Option<ApiKey>, Error> {
     Ok(tx.get(API_KEYS, id)?)
 }
 
-/// Sets whether key `id` may report calls, audited. Staff only.
-pub fn set_ingest(
+/// What staff change on a key (`PATCH /api/grpc/api-keys/{id}/`); `None` leaves a field.
+#[derive(Debug, Clone, Default)]
+pub struct StaffChange {
+    pub name: Option<String>,
+    pub key_type: Option<String>,
+    pub is_active: Option<bool>,
+    /// `Some(None)` removes the expiry.
+    pub expires_at: Option<Option<i64>>,
+    /// May the key report calls to the monitor?
+    pub ingest: Option<bool>,
+}
+
+fn validate_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(Error::invalid("name", "1-255 characters."));
+    }
+    Ok(name.to_string())
+}
+
+fn validate_key_type(t: &str) -> Result<(), Error> {
+    if !KEY_TYPES.contains(&t) {
+        return Err(Error::invalid(
+            "key_type",
+            format!("Must be one of: {}.", KEY_TYPES.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies staff's change to key `id` (any owner), audited with the changed fields only.
+/// Staff with a full session only. Deactivation keeps the key's digests, so staff can turn it
+/// back on; a key its owner revoked has released them and stays revoked (409).
+pub fn staff_update(
     tx: &WriteTx,
     p: &Principal,
     actor: &Actor,
     id: u64,
-    ingest: bool,
+    change: &StaffChange,
 ) -> Result<ApiKey, Error> {
     p.require_staff()?;
+    p.require_full_session("manage other users' API keys")?;
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
     let mut k = tx.get(API_KEYS, id)?.ok_or_else(|| Error::not_found("API key"))?;
-    if k.ingest == ingest {
+    let now = unix_now();
+    let mut details = serde_json::Map::new();
+    if let Some(name) = &change.name {
+        let name = validate_name(name)?;
+        if name != k.name {
+            details.insert("previous_name".into(), json!(k.name));
+            k.name = name;
+        }
+    }
+    if let Some(t) = &change.key_type {
+        validate_key_type(t)?;
+        if *t != k.key_type {
+            details.insert("key_type".into(), json!(t));
+            k.key_type = t.clone();
+        }
+    }
+    if let Some(e) = change.expires_at {
+        if e.is_some_and(|e| e <= now) {
+            return Err(Error::invalid("expires_at", "Must be in the future."));
+        }
+        if e != k.expires_at {
+            details.insert("expires_at".into(), json!(e.map(crate::clock::rfc3339_from_unix)));
+            k.expires_at = e;
+        }
+    }
+    if let Some(on) = change.ingest {
+        if on != k.ingest {
+            details.insert("ingest".into(), json!(on));
+            k.ingest = on;
+        }
+    }
+    if let Some(on) = change.is_active {
+        if on != k.is_active {
+            if on && !holds_current_digest(tx, &k)? {
+                return Err(Error::conflict("A revoked API key can't be reactivated."));
+            }
+            if let Some(org) = k.organization {
+                effects::count(tx, org, Counted::ApiKeys, if on { 1 } else { -1 });
+            }
+            details.insert("is_active".into(), json!(on));
+            k.is_active = on;
+        }
+    }
+    if details.is_empty() {
         return Ok(k);
     }
-    k.ingest = ingest;
-    k.updated_at = unix_now();
+    k.updated_at = now;
     tx.put(API_KEYS, id, &k)?;
+    let mut all = serde_json::Map::new();
+    all.insert("name".into(), json!(k.name));
+    all.extend(details);
     audit::record(
         tx,
         AuditEvent {
@@ -208,10 +311,66 @@ pub fn set_ingest(
             action: "api_key_updated",
             target_type: "api_key",
             target_id: id.to_string(),
-            details: serde_json::json!({"name": k.name, "ingest": ingest}),
+            details: serde_json::Value::Object(all),
         },
     )?;
     Ok(k)
+}
+
+/// Whether the key's current secret still resolves to it (false once its owner revoked it).
+fn holds_current_digest(tx: &WriteTx, k: &ApiKey) -> Result<bool, Error> {
+    match k.versions.last() {
+        Some(v) => Ok(tx.lookup(API_KEYS_BY_DIGEST, &v.digest)? == Some(k.id)),
+        None => Ok(false),
+    }
+}
+
+/// Deletes key `id` (any owner) for good, audited. Staff with a full session only.
+pub fn staff_delete(tx: &WriteTx, p: &Principal, actor: &Actor, id: u64) -> Result<ApiKey, Error> {
+    p.require_staff()?;
+    p.require_full_session("manage other users' API keys")?;
+    // Cached credential resolutions carry what this changes.
+    tx.on_commit(Effect::CredentialsChanged);
+    let key = tx.get(API_KEYS, id)?.ok_or_else(|| Error::not_found("API key"))?;
+    release_versions(tx, &key, false, 0)?;
+    tx.unlink(USER_API_KEYS, key.user_id, id)?;
+    if let Some(org) = key.organization {
+        tx.unlink(ORG_API_KEYS, org, id)?;
+        if key.is_active {
+            effects::count(tx, org, Counted::ApiKeys, -1);
+        }
+    }
+    tx.remove(API_KEYS, id)?;
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            organization_id: key.organization,
+            action: "api_key_deleted",
+            target_type: "api_key",
+            target_id: id.to_string(),
+            details: json!({"name": key.name, "user_id": key.user_id}),
+        },
+    )?;
+    Ok(key)
+}
+
+/// Active, unexpired keys: the one definition behind the overview's `active_api_keys`.
+pub fn count_valid(tx: &impl Reader, now: i64) -> Result<u64, Error> {
+    let keys = tx.scan(API_KEYS, 1..=u64::MAX, usize::MAX, false)?;
+    Ok(keys.iter().filter(|(_, k)| k.is_valid(now)).count() as u64)
+}
+
+/// Active, unexpired keys per organization, every organization that has keys included (with
+/// 0 when none is valid): the per-organization `api_keys` gauge.
+pub fn valid_by_org(tx: &impl Reader, now: i64) -> Result<BTreeMap<u64, u64>, Error> {
+    let mut out = BTreeMap::new();
+    for (_, k) in tx.scan(API_KEYS, 1..=u64::MAX, usize::MAX, false)? {
+        if let Some(org) = k.organization {
+            *out.entry(org).or_insert(0) += u64::from(k.is_valid(now));
+        }
+    }
+    Ok(out)
 }
 
 pub fn list_own(tx: &impl Reader, user_id: u64) -> Result<Vec<ApiKey>, Error> {

@@ -64,6 +64,10 @@ impl Record for LoginToken {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PersonalAccessToken {
     pub id: u64,
+    /// ShellUI names PATs by UUID (routes and the JWT's `pat_id`); `id` stays for the routes
+    /// and tokens that used it. Files written before schema 4 get one in migration 4.
+    #[serde(default)]
+    pub uuid: String,
     pub user_id: u64,
     /// The organization the token speaks for (`company_id`).
     pub company_id: Option<u64>,
@@ -111,7 +115,8 @@ pub struct ApiKey {
     /// CIDRs; empty means any address.
     pub ip_allowlist: Vec<String>,
     pub expires_at: Option<i64>,
-    /// False once revoked (irreversible).
+    /// False once its owner revoked it (irreversible: its digests are released) or staff
+    /// deactivated it (reversible: the digests stay).
     pub is_active: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -172,6 +177,8 @@ pub mod tables {
         RecordTable::new("personal_access_tokens");
     /// `(user id, PAT id) → ()`.
     pub const USER_PATS: IndexTable = IndexTable::new("user_pats");
+    /// `"<PAT uuid>" → PAT id` (rows are never deleted, so neither are these).
+    pub const PAT_UUIDS: LookupTable = LookupTable::new("pat_uuids");
     /// `API key id → ApiKey`.
     pub const API_KEYS: RecordTable<crate::domain::credentials::ApiKey> =
         RecordTable::new("api_keys");
@@ -197,5 +204,20 @@ pub mod tables {
         USER_API_KEYS.info(),
         ORG_API_KEYS.info(),
         ORG_PATS.info(),
+        PAT_UUIDS.info(),
     ];
+
+    /// Migration 4: every PAT gets a UUID (ShellUI names PATs by one) and the lookup from it.
+    /// Tokens issued before keep their integer `pat_id` and still resolve by it.
+    pub fn pat_uuids(tx: &crate::store::WriteTx) -> Result<(), crate::store::StoreError> {
+        use crate::store::{Reader as _, Writer as _};
+        for (id, mut pat) in tx.scan(PATS, 1..=u64::MAX, usize::MAX, false)? {
+            if pat.uuid.is_empty() {
+                pat.uuid = crate::domain::pats::new_uuid()?;
+                tx.put(PATS, id, &pat)?;
+            }
+            tx.set_lookup(PAT_UUIDS, &pat.uuid, id)?;
+        }
+        Ok(())
+    }
 }

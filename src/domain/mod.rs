@@ -18,6 +18,8 @@ pub mod records;
 pub mod sealcheck;
 pub mod secrets;
 pub mod sessions;
+pub mod two_factor;
+pub mod usernames;
 
 use std::collections::BTreeMap;
 

@@ -114,7 +114,8 @@ pub fn exists(tx: &impl Reader, id: u64) -> Result<bool, Error> {
 
 /// The live object counts of every organization, read once at start; commit effects
 /// (`Effect::Counted`) keep them current afterwards. Walks the organizations and their
-/// by-organization indexes; active credentials are those not revoked.
+/// by-organization indexes; active credentials are those not revoked (and, for API keys,
+/// not expired).
 pub fn object_counts(tx: &impl Reader) -> Result<Vec<(u64, Counted, i64)>, Error> {
     use crate::domain::credentials::tables::{API_KEYS, ORG_API_KEYS, ORG_PATS, PATS};
     use crate::domain::secrets::tables::{ENVIRONMENTS_BY_ORG, PROJECTS_BY_ORG, VARIABLES_BY_ORG};
@@ -126,7 +127,9 @@ pub fn object_counts(tx: &impl Reader) -> Result<Vec<(u64, Counted, i64)>, Error
         out.push((org, Counted::Environments, to_i64(envs)));
         out.push((org, Counted::Variables, to_i64(tx.count_children(VARIABLES_BY_ORG, org)?)));
         let keys = tx.get_many(API_KEYS, &tx.children(ORG_API_KEYS, org)?)?;
-        let active = keys.iter().filter(|k| k.is_active).count();
+        // Active and unexpired, as the scrape-time recount (`api_keys::valid_by_org`).
+        let now = crate::clock::unix_now();
+        let active = keys.iter().filter(|k| k.is_valid(now)).count();
         out.push((org, Counted::ApiKeys, i64::try_from(active).unwrap_or(i64::MAX)));
         let pats = tx.get_many(PATS, &tx.children(ORG_PATS, org)?)?;
         let active = pats.iter().filter(|t| t.revoked_at.is_none()).count();

@@ -33,7 +33,11 @@ pub const MAX_HOURS: u64 = 720;
 pub struct Overview {
     pub agg: Agg,
     pub services: u64,
-    pub active_api_keys: u64,
+    /// Distinct API keys that made requests in the window (the overview's `active_api_keys`
+    /// counts existing valid keys instead, from the domain).
+    pub used_api_keys: u64,
+    /// Per service, busiest first (the overview's `server.services`).
+    pub per_service: Vec<Row>,
 }
 
 /// One service or one method of a window.
@@ -49,15 +53,12 @@ pub fn overview(tx: &ReadTx, from: i64) -> Result<Overview, StoreError> {
     let per_series = rollups::by_series(tx, from)?;
     let names = rollups::series_names(tx, per_series.keys().copied())?;
     let mut agg = Agg::default();
-    let mut services = std::collections::HashSet::new();
-    for (id, a) in &per_series {
+    for a in per_series.values() {
         agg.merge(a);
-        if let Some(s) = names.get(id) {
-            services.insert(s.service.clone());
-        }
     }
-    let active_api_keys = rollups::active_keys(tx, from)?;
-    Ok(Overview { agg, services: services.len() as u64, active_api_keys })
+    let per_service = by_service(per_series, &names);
+    let used_api_keys = rollups::active_keys(tx, from)?;
+    Ok(Overview { agg, services: per_service.len() as u64, used_api_keys, per_service })
 }
 
 fn rows(per_series: HashMap<u64, Agg>, names: &HashMap<u64, Series>) -> Vec<(Series, Agg)> {
@@ -77,8 +78,12 @@ fn sort_rows(out: &mut [Row]) {
 pub fn services(tx: &ReadTx, from: i64) -> Result<Vec<Row>, StoreError> {
     let per_series = rollups::by_series(tx, from)?;
     let names = rollups::series_names(tx, per_series.keys().copied())?;
+    Ok(by_service(per_series, &names))
+}
+
+fn by_service(per_series: HashMap<u64, Agg>, names: &HashMap<u64, Series>) -> Vec<Row> {
     let mut by_service: BTreeMap<String, (Agg, u64)> = BTreeMap::new();
-    for (s, a) in rows(per_series, &names) {
+    for (s, a) in rows(per_series, names) {
         let e = by_service.entry(s.service).or_default();
         e.0.merge(&a);
         e.1 += 1;
@@ -93,7 +98,7 @@ pub fn services(tx: &ReadTx, from: i64) -> Result<Vec<Row>, StoreError> {
         })
         .collect();
     sort_rows(&mut out);
-    Ok(out)
+    out
 }
 
 /// Per (service, method), busiest first, optionally of one service.

@@ -265,6 +265,11 @@ impl Metrics {
         self.org(Some(org)).object_gauge(kind).inc_by(delta);
     }
 
+    /// Sets the count of `kind` in `org` (a recount: API keys expire without a commit).
+    pub fn set_count(&self, org: u64, kind: Kind, n: u64) {
+        self.org(Some(org)).object_gauge(kind).set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     /// Counts one committed audit record.
     pub fn audited(&self, org: Option<u64>, action: Name) {
         let series = self.org(org);

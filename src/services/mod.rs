@@ -10,9 +10,14 @@
 pub mod accounts;
 pub mod backup;
 pub mod deployments;
+mod key_gauge;
+pub mod listener;
+pub mod password_change;
+pub mod pats;
 mod probe;
 pub mod rotation;
 pub mod schema;
+pub mod two_factor;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +40,8 @@ pub struct Services {
     pub master: SecretKey,
     pub data_dir: PathBuf,
     pub started_at: Instant,
+    /// Whether the HTTPS listener is accepting (set by `app`), its address and start.
+    pub listener: listener::Listener,
     pub instance_id: String,
     /// The request-log pipeline and the log index.
     pub logs: Arc<LogService>,
@@ -138,6 +145,7 @@ impl Services {
             master,
             data_dir,
             started_at: Instant::now(),
+            listener: listener::Listener::default(),
             instance_id,
             logs,
             secrets,

@@ -16,6 +16,8 @@ pub const SEALED_META_ROWS: &[(&str, &[u8])] = &[
     ("tls_leaf_key", b"gatehouse/meta/tls_leaf_key"),
     // Files from before JWT key ids; blank once the key moved into the `jwt_keys` ring.
     ("jwt_signing_key", b"gatehouse/meta/jwt_signing_key"),
+    // The key that seals TOTP secrets (issue 18).
+    (crate::domain::two_factor::KEY_META_ROW, crate::domain::two_factor::KEY_META_AAD),
 ];
 
 /// What a rotation re-sealed.

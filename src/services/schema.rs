@@ -15,6 +15,7 @@ pub const TABLES: &[&[TableInfo]] = &[
     crate::domain::audit::tables::TABLES,
     crate::domain::protos::tables::TABLES,
     crate::domain::deployments::tables::TABLES,
+    crate::domain::two_factor::tables::TABLES,
     crate::logs::tables::TABLES,
 ];
 
@@ -22,6 +23,7 @@ pub const TABLES: &[&[TableInfo]] = &[
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, run: crate::domain::secrets::tables::variables_to_binary },
     Migration { version: 3, run: crate::domain::orgs::tables::organization_uuids },
+    Migration { version: 4, run: crate::domain::credentials::tables::pat_uuids },
 ];
 
 /// Every registered table, flattened.

@@ -83,7 +83,7 @@ async fn a_snapshot_under_write_load_holds_every_write_acknowledged_before_it_be
     assert_eq!(resp.status(), 200);
     let disposition = resp.headers()["content-disposition"].to_str().unwrap().to_string();
     assert!(disposition.starts_with("attachment; filename=\"gatehouse-"), "{disposition}");
-    assert_eq!(resp.headers()["x-gatehouse-schema-version"], "3");
+    assert_eq!(resp.headers()["x-gatehouse-schema-version"], "4");
     let length: usize = resp.headers()["content-length"].to_str().unwrap().parse().unwrap();
     let bytes = resp.bytes().await.unwrap();
     assert_eq!(bytes.len(), length);
@@ -300,7 +300,7 @@ async fn a_previous_schema_file_restores_migrated_and_serves() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = gatehouse(dir.path(), &["restore", fixture.join("gatehouse.redb").to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("schema 3"), "{}", text(&out));
+    assert!(text(&out).contains("schema 4"), "{}", text(&out));
     let out = gatehouse(dir.path(), &["check"]);
     assert!(out.status.success(), "{}", text(&out));
     // The fixture itself is untouched (restore works on a copy).

@@ -82,13 +82,13 @@ async fn schema_v1_data_file_opens_and_reads_back() {
     let org_uuid = org["uuid"].as_str().unwrap_or_default().to_string();
     assert!(uuid_like(&org_uuid), "{org}");
 
-    // Migrated: schema 3, variables in the binary record body (version byte 2).
+    // Migrated: schema 4 (the current one), variables in the binary record body (version byte 2).
     let mut server = server;
     server.stop().await;
     let db = redb::Database::create(dir.path().join("gatehouse.redb")).unwrap();
     let tx = redb::ReadableDatabase::begin_read(&db).unwrap();
     let meta = tx.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta")).unwrap();
-    assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), b"3");
+    assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), b"4");
     let vars = tx.open_table(redb::TableDefinition::<u64, &[u8]>::new("variables")).unwrap();
     assert_eq!(vars.get(1).unwrap().unwrap().value()[0], 2);
 }

@@ -173,6 +173,16 @@ pub struct TestUser {
 }
 
 /// `Authorization` header value for a login token.
+/// Rate limits and per-minute audit records count in fixed minutes: start a burst early in a
+/// minute so that it does not straddle two (a slow CI machine spends seconds per login).
+pub async fn fresh_minute() {
+    let into = gatehouse::clock::unix_now().rem_euclid(60);
+    if into > 30 {
+        tokio::time::sleep(std::time::Duration::from_secs(u64::try_from(61 - into).unwrap_or(1)))
+            .await;
+    }
+}
+
 pub fn auth(token: &str) -> String {
     format!("Token {token}")
 }

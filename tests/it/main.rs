@@ -9,7 +9,9 @@
 mod harness;
 
 mod backup;
+mod cfg_semantics;
 mod cli;
+mod console;
 mod crash;
 mod deployments;
 mod disk_full;
@@ -22,5 +24,6 @@ mod logs;
 mod metrics;
 mod metrics_scrapers;
 mod protos;
+mod schema_conformance;
 mod secrets;
 mod storage;

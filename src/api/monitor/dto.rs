@@ -76,9 +76,11 @@ impl From<RequestLog> for RequestLogItem {
 pub struct MonitorHealth {
     /// `healthy`, or `unhealthy` when the data file cannot be read.
     pub status: String,
+    /// Whether the HTTPS listener is accepting connections.
     pub server_running: bool,
     pub uptime_seconds: u64,
-    /// Distinct services with traffic in the last 24 hours.
+    /// Gatehouse's own services (its API tags, `gatehouse.<Tag>`) plus the services that
+    /// reported calls in the last 24 hours.
     pub registered_services: u64,
     /// django-cfg code names.
     pub server_host: String,
@@ -98,8 +100,10 @@ pub struct OverviewStats {
     pub success_rate: f64,
     pub avg_duration_ms: f64,
     pub total_services: u64,
-    /// Distinct API keys that made requests in the window.
+    /// API keys that are active and unexpired now (whether used or not).
     pub active_api_keys: u64,
+    /// Distinct API keys that made requests in the window.
+    pub used_api_keys: u64,
     pub total: u64,
     pub successful: u64,
     pub errors: u64,
@@ -111,10 +115,83 @@ pub struct OverviewStats {
     pub min_duration_ms: u64,
     pub max_duration_ms: u64,
     pub period_hours: u64,
+    /// django-cfg's `server` object: the HTTPS listener and its services.
+    pub server: ServerInfo,
+}
+
+/// One service of the overview's `server.services`.
+#[derive(Debug, Object)]
+pub struct ServerService {
+    /// The last dotted part of `full_name` (`Monitoring`, `Svc`).
+    pub name: String,
+    /// The `service_name` of the request log (`gatehouse.Monitoring`, `calc.Svc`).
+    pub full_name: String,
+    /// Gatehouse's own: its documented operations; reported: methods seen in the window.
+    pub methods_count: u64,
+    pub request_count: u64,
+    pub error_count: u64,
+    /// Percentage; 100.0 when there were no requests (as django-cfg).
+    pub success_rate: f64,
+}
+
+/// The overview's `server` (django-cfg's `GRPCServerStatus` of the running server).
+#[derive(Debug, Object)]
+pub struct ServerInfo {
+    /// `running` or `stopped`.
+    pub status: String,
+    pub is_running: bool,
+    pub host: String,
+    pub port: u16,
+    /// `host:port`.
+    pub address: String,
+    pub pid: u32,
+    /// RFC 3339; null before the listener was bound.
+    pub started_at: Option<String>,
+    /// 0 when not running.
+    pub uptime_seconds: u64,
+    /// `1d 2h 3m 4s`, `3m 4s`, …; `Not running` when not running.
+    pub uptime_display: String,
+    pub registered_services_count: u64,
+    /// No gRPC reflection: Gatehouse speaks HTTPS.
+    pub enable_reflection: bool,
+    /// `GET /health/` answers.
+    pub enable_health_check: bool,
+    /// Now: the process answering is its own heartbeat.
+    pub last_heartbeat: String,
+    pub services: Vec<ServerService>,
+    /// No service had an error in the window.
+    pub services_healthy: bool,
+}
+
+/// django-cfg's `uptime_display`: the non-zero leading units down to seconds.
+pub fn uptime_display(running: bool, seconds: u64) -> String {
+    if !running {
+        return "Not running".into();
+    }
+    let (d, h, m, s) = (seconds / 86400, seconds % 86400 / 3600, seconds % 3600 / 60, seconds % 60);
+    if d > 0 {
+        format!("{d}d {h}h {m}m {s}s")
+    } else if h > 0 {
+        format!("{h}h {m}m {s}s")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// The counts of the overview besides the request totals.
+#[derive(Debug, Clone, Copy)]
+pub struct OverviewCounts {
+    pub total_services: u64,
+    pub active_api_keys: u64,
+    pub used_api_keys: u64,
+    pub period_hours: u64,
 }
 
 impl OverviewStats {
-    pub fn new(a: &Agg, total_services: u64, active_api_keys: u64, period_hours: u64) -> Self {
+    pub fn new(a: &Agg, c: OverviewCounts, server: ServerInfo) -> Self {
+        let OverviewCounts { total_services, active_api_keys, used_api_keys, period_hours } = c;
         Self {
             total_requests: a.total,
             successful_requests: a.success,
@@ -123,6 +200,7 @@ impl OverviewStats {
             avg_duration_ms: a.avg(),
             total_services,
             active_api_keys,
+            used_api_keys,
             total: a.total,
             successful: a.success,
             errors: a.error,
@@ -134,6 +212,7 @@ impl OverviewStats {
             min_duration_ms: a.min(),
             max_duration_ms: a.max_ms,
             period_hours,
+            server,
         }
     }
 }
@@ -236,4 +315,20 @@ pub struct IngestResponse {
     /// Ids of the stored records, in order.
     pub ids: Vec<u64>,
     pub errors: Vec<IngestItemError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uptime_display;
+
+    #[test]
+    fn uptime_reads_like_django_cfg() {
+        assert_eq!(uptime_display(false, 0), "Not running");
+        assert_eq!(uptime_display(true, 0), "0s");
+        assert_eq!(uptime_display(true, 4), "4s");
+        assert_eq!(uptime_display(true, 184), "3m 4s");
+        assert_eq!(uptime_display(true, 7384), "2h 3m 4s");
+        assert_eq!(uptime_display(true, 93784), "1d 2h 3m 4s");
+        assert_eq!(uptime_display(true, 86400), "1d 0h 0m 0s");
+    }
 }

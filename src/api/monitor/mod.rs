@@ -7,6 +7,7 @@ pub mod alias;
 pub mod dto;
 pub mod ingest;
 pub mod params;
+pub mod server;
 pub mod views;
 
 use std::sync::Arc;

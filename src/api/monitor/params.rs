@@ -9,6 +9,11 @@ use crate::logs::record::STATUSES;
 use crate::logs::stats::MAX_HOURS;
 use crate::logs::RequestFilter;
 
+/// django-cfg's lists (monitor requests, staff API keys) answer 100 rows a page unless
+/// `page_size` says otherwise (its `DefaultPagination`; max 1000 as everywhere here), so a
+/// script reading `results` once sees a normal install's keys. KeyNest's lists keep 20.
+pub const CFG_PAGE_SIZE: u64 = 100;
+
 /// Every parameter any monitoring view takes.
 #[derive(Debug, Default, Clone)]
 pub struct MonitorParams {

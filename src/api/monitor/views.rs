@@ -1,18 +1,21 @@
 //! The monitoring views as plain functions of (state, caller, parameters), shared by the
 //! OpenAPI operations under `/api/grpc/monitor/…` and the `/cfg/grpc/monitor/…` aliases.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use poem::Request;
 
 use super::dto::{
-    MethodStats, MethodsResponse, MonitorHealth, OverviewStats, RequestLogItem, ServiceStats,
-    ServicesResponse, TimelinePoint, TimelineResponse,
+    MethodStats, MethodsResponse, MonitorHealth, OverviewCounts, OverviewStats, RequestLogItem,
+    ServiceStats, ServicesResponse, TimelinePoint, TimelineResponse,
 };
-use super::params::MonitorParams;
+use super::params::{MonitorParams, CFG_PAGE_SIZE};
+use super::server;
 use crate::api::error::ApiResult;
 use crate::api::paging::{Page, PageRequest};
 use crate::clock::{rfc3339_from_unix, unix_now};
+use crate::domain::api_keys;
 use crate::domain::Principal;
 use crate::logs::rollups::window_start;
 use crate::logs::stats::{self, Row};
@@ -25,7 +28,7 @@ pub async fn list(
     params: &MonitorParams,
 ) -> ApiResult<Page<RequestLogItem>> {
     p.require_staff()?;
-    let page = PageRequest::new(params.page, params.page_size)?;
+    let page = PageRequest::new(params.page, Some(params.page_size.unwrap_or(CFG_PAGE_SIZE)))?;
     let filter = params.request_filter(unix_now())?;
     let (count, records) = state.logs.list_requests(filter, page.offset(), page.limit()).await?;
     page.build(req, count, records.into_iter().map(RequestLogItem::from).collect())
@@ -33,16 +36,18 @@ pub async fn list(
 
 pub async fn health(state: &Arc<Services>, p: &Principal) -> ApiResult<MonitorHealth> {
     let from = window_start(unix_now(), 24);
-    let services = state.logs.staff_read(p, move |tx| stats::service_names(tx, from)).await?;
-    let addr = state.config.listen_addr().ok();
+    let reported = state.logs.staff_read(p, move |tx| stats::service_names(tx, from)).await?;
+    let mut names: BTreeSet<String> = server::own_services().into_keys().collect();
+    names.extend(reported);
+    let (host, port) = server::address(state);
     let healthy = state.store.healthy();
     Ok(MonitorHealth {
         status: if healthy { "healthy" } else { "unhealthy" }.into(),
-        server_running: true,
-        uptime_seconds: state.started_at.elapsed().as_secs(),
-        registered_services: services.len() as u64,
-        server_host: addr.map(|a| a.ip().to_string()).unwrap_or_default(),
-        server_port: addr.map_or(0, |a| a.port()),
+        server_running: state.listener.is_running(),
+        uptime_seconds: server::uptime_seconds(state),
+        registered_services: names.len() as u64,
+        server_host: host,
+        server_port: port,
         enabled: true,
         timestamp: crate::clock::now_rfc3339(),
     })
@@ -54,9 +59,17 @@ pub async fn overview(
     params: &MonitorParams,
 ) -> ApiResult<OverviewStats> {
     let hours = params.hours();
-    let from = window_start(unix_now(), hours);
+    let now = unix_now();
+    let from = window_start(now, hours);
     let o = state.logs.staff_read(p, move |tx| stats::overview(tx, from)).await?;
-    Ok(OverviewStats::new(&o.agg, o.services, o.active_api_keys, hours))
+    let active_api_keys = state.store.read(|tx| api_keys::count_valid(tx, now))?;
+    let counts = OverviewCounts {
+        total_services: o.services,
+        active_api_keys,
+        used_api_keys: o.used_api_keys,
+        period_hours: hours,
+    };
+    Ok(OverviewStats::new(&o.agg, counts, server::info(state, o.per_service)))
 }
 
 fn last(a: &crate::logs::rollups::Agg) -> Option<String> {

@@ -250,3 +250,10 @@ pub fn open_result(
         .map_err(|_| Error::internal("a stored result is not JSON"))?;
     Ok(Some(value))
 }
+
+/// The newest `limit` executions of `deployment`, newest first (the console's list).
+pub fn recent(tx: &impl Reader, deployment: u64, limit: usize) -> Result<Vec<Execution>, Error> {
+    let ids = tx.children(EXECUTIONS_BY_DEPLOYMENT, deployment)?;
+    let newest: Vec<u64> = ids.into_iter().rev().take(limit).collect();
+    Ok(tx.get_many(EXECUTIONS, &newest)?)
+}

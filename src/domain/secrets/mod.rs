@@ -50,6 +50,7 @@ impl Vault {
 }
 
 /// The caller of one request: who they are and where they came from (for audit records).
+#[derive(Clone)]
 pub struct Caller {
     pub principal: Principal,
     pub actor: Actor,

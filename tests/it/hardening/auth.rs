@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::harness::{
-    assert_error, auth, login_admin, register, tls_connector, TestServer, TestUser,
+    assert_error, auth, fresh_minute, login_admin, register, tls_connector, TestServer, TestUser,
 };
 
 type Err = gatehouse::domain::Error;
@@ -40,14 +40,6 @@ trait Details {
 impl Details for AuditRecord {
     fn detail(&self, key: &str) -> Value {
         self.details[key].clone()
-    }
-}
-
-/// Limits count per minute: start a burst early in a minute so that it does not straddle two.
-async fn fresh_minute() {
-    let into = gatehouse::clock::unix_now().rem_euclid(60);
-    if into > 40 {
-        tokio::time::sleep(Duration::from_secs(u64::try_from(61 - into).unwrap())).await;
     }
 }
 

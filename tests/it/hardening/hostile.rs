@@ -646,10 +646,14 @@ async fn hostile_pats() {
         lists: &["/api/v1/personal-access-tokens"],
         paged: false,
         ids: &[
-            ("/api/v1/personal-access-tokens/{id}", &[Method::DELETE]),
+            ("/api/v1/personal-access-tokens/{id}", &[Method::DELETE, Method::PATCH]),
             ("/api/v1/personal-access-tokens/{id}/revoke", &[Method::POST]),
+            ("/api/v1/personal-access-tokens/{id}/reissue", &[Method::POST]),
         ],
-        writes: &[(Method::POST, "/api/v1/personal-access-tokens")],
+        writes: &[
+            (Method::POST, "/api/v1/personal-access-tokens"),
+            (Method::PATCH, "/api/v1/personal-access-tokens/1"),
+        ],
         protected: "/api/v1/personal-access-tokens",
     })
     .await;
@@ -662,10 +666,10 @@ async fn hostile_staff_keys() {
         lists: &["/api/grpc/api-keys/", "/cfg/grpc/api-keys/"],
         paged: true,
         ids: &[
-            ("/api/grpc/api-keys/{id}/", &[Method::GET]),
-            ("/cfg/grpc/api-keys/{id}/", &[Method::GET]),
+            ("/api/grpc/api-keys/{id}/", &[Method::GET, Method::PATCH, Method::DELETE]),
+            ("/cfg/grpc/api-keys/{id}/", &[Method::GET, Method::PATCH, Method::DELETE]),
         ],
-        writes: &[],
+        writes: &[(Method::POST, "/api/grpc/api-keys/"), (Method::POST, "/cfg/grpc/api-keys/")],
         protected: "/api/grpc/api-keys/stats/",
     })
     .await;

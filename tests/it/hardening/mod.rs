@@ -4,4 +4,5 @@ mod auth;
 mod hostile;
 mod logs;
 mod lows;
+mod matrix;
 mod scope;

@@ -167,6 +167,7 @@ async fn login_by_email_username_or_basic() {
     assert!(b["user"]["last_login"].is_string());
 
     // Wrong password, unknown account, missing fields.
+    crate::harness::fresh_minute().await;
     let resp = server
         .client
         .post(server.url("/api/auth/login/"))
@@ -415,4 +416,71 @@ async fn pegasus_user_details_get_put_patch() {
         .await
         .unwrap();
     crate::harness::assert_error(resp, 400).await;
+}
+
+/// dj-rest-auth's `RegisterSerializer` body (Pegasus's SPA): email and two passwords, no
+/// username. The username is derived from the email and kept unique; errors are reported
+/// under the fields that client sent.
+#[tokio::test]
+async fn register_accepts_dj_rest_auth_form() {
+    let server = TestServer::start().await;
+    let post = |body: serde_json::Value| {
+        server.client.post(server.url("/api/auth/register/")).json(&body).send()
+    };
+    let form = |email: &str| json!({"email": email, "password1": "long-enough-pw", "password2": "long-enough-pw"});
+    let resp = post(form("Alice@Example.com")).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["user"]["username"], "alice");
+    assert_eq!(body["user"]["email"], "alice@example.com");
+    assert_eq!(body["token"].as_str().unwrap().len(), 40);
+    let body: serde_json::Value =
+        post(form("alice@other.org")).await.unwrap().json().await.unwrap();
+    assert_eq!(body["user"]["username"], "alice-2", "{body}");
+    let mut named = form("x@y.io");
+    named["first_name"] = json!("Xavier");
+    let body: serde_json::Value = post(named).await.unwrap().json().await.unwrap();
+    assert_eq!(body["user"]["username"], "x_user", "{body}");
+    assert_eq!(body["user"]["first_name"], "Xavier");
+
+    // The account logs in with its email, as dj-rest-auth's login does.
+    let resp = server
+        .client
+        .post(server.url("/api/auth/login/"))
+        .json(&json!({"email": "alice@other.org", "password": "long-enough-pw"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let mismatch = json!({"email": "m@example.com", "password1": "long-enough-pw", "password2": "other-pw-12"});
+    let e = assert_error(post(mismatch).await.unwrap(), 400).await;
+    assert_eq!(
+        e["details"]["non_field_errors"],
+        json!(["The two password fields didn't match."]),
+        "{e}"
+    );
+    let e = assert_error(
+        post(json!({"email": "s@example.com", "password1": "short", "password2": "short"}))
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert!(e["details"].get("password1").is_some(), "{e}");
+    assert!(e["details"].get("password").is_none(), "{e}");
+    let e = assert_error(
+        post(json!({"email": "p@example.com", "password1": "long-enough-pw"})).await.unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(e["details"]["password2"], json!(["This field is required."]), "{e}");
+    assert!(e["details"].get("username").is_none(), "{e}");
+    // A taken email is still a conflict, whichever form.
+    assert_error(post(form("ALICE@example.com")).await.unwrap(), 409).await;
+    // A chosen username in that form is kept as given.
+    let mut chosen = form("q@example.com");
+    chosen["username"] = json!("quentin");
+    let body: serde_json::Value = post(chosen).await.unwrap().json().await.unwrap();
+    assert_eq!(body["user"]["username"], "quentin", "{body}");
 }

@@ -14,6 +14,7 @@ async fn burst_limit_gives_429_with_headers() {
     ])
     .await;
     let u = register(&server, "limited").await;
+    crate::harness::fresh_minute().await;
     let mut last_remaining = u64::MAX;
     let mut saw_429 = false;
     for i in 0..7 {
@@ -53,6 +54,7 @@ async fn burst_limit_gives_429_with_headers() {
 async fn login_is_limited_per_address_and_lockout_locks() {
     let server = TestServer::start_with(&[("GATEHOUSE_RATE_LIMIT_ENABLED", "true")]).await;
     // register counts against the same 5/minute budget as login.
+    crate::harness::fresh_minute().await;
     let mut statuses = Vec::new();
     for i in 0..6 {
         let resp = server

@@ -8,8 +8,11 @@ mod jwt;
 mod layer;
 mod limits;
 mod organizations;
+mod pat_migration;
+mod pat_scope;
 mod pats;
 mod secrets;
+pub(crate) mod two_factor;
 
 use crate::harness::TestServer;
 
