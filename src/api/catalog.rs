@@ -127,6 +127,15 @@ pub const PROTO_FILES_ALIAS: AliasPrefix =
 /// Every alias prefix the app serves.
 pub const ALIASES: [AliasPrefix; 3] = [API_KEYS_ALIAS, MONITOR_ALIAS, PROTO_FILES_ALIAS];
 
+/// The alias prefix `path` is under, and the rest of it: the prefix must end at a segment
+/// boundary, so `/cfg/grpc/api-keysX` is under none.
+fn alias_of(path: &str) -> Option<(&'static AliasPrefix, &str)> {
+    ALIASES.iter().find_map(|a| {
+        let rest = path.strip_prefix(a.from)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some((a, rest))
+    })
+}
+
 /// Every operation of the document, and the lookups the layers need.
 #[derive(Debug, Default)]
 pub struct ApiCatalog {
@@ -227,9 +236,23 @@ impl ApiCatalog {
     /// Whether `method path` certainly needs a credential: some template fits and every one
     /// that fits is protected. A path that also fits a public operation is never claimed, so
     /// the early 401 cannot refuse a request the router would give to a public one.
+    /// An alias prefix is read as the path it stands for.
     pub fn is_protected(&self, method: &str, path: &str) -> bool {
-        let n = segments(path).count();
-        let mut fitting = self.candidates(method, n).filter(|op| op.fits(segments(path)));
+        match alias_of(path) {
+            Some((alias, rest)) => {
+                self.only_protected_fit(method, segments(alias.to).chain(segments(rest)))
+            }
+            None => self.only_protected_fit(method, segments(path)),
+        }
+    }
+
+    fn only_protected_fit<'p>(
+        &self,
+        method: &str,
+        path: impl Iterator<Item = &'p str> + Clone,
+    ) -> bool {
+        let n = path.clone().count();
+        let mut fitting = self.candidates(method, n).filter(|op| op.fits(path.clone()));
         let Some(first) = fitting.next() else { return false };
         first.protected && fitting.all(|op| op.protected)
     }
@@ -239,11 +262,10 @@ impl ApiCatalog {
     /// prefix read as the path it stands for; HEAD wherever GET is, since the router answers
     /// HEAD with the GET route. Empty when no template fits.
     pub fn allowed_methods(&self, path: &str) -> Vec<&'static str> {
-        let target: Vec<&str> =
-            match ALIASES.iter().find_map(|a| path.strip_prefix(a.from).map(|r| (a, r))) {
-                Some((a, rest)) => segments(a.to).chain(segments(rest)).collect(),
-                None => segments(path).collect(),
-            };
+        let target: Vec<&str> = match alias_of(path) {
+            Some((a, rest)) => segments(a.to).chain(segments(rest)).collect(),
+            None => segments(path).collect(),
+        };
         let Some(template) = self
             .operations
             .iter()
@@ -369,6 +391,11 @@ mod tests {
         assert!(!health.protected);
         assert!(!catalog.is_protected("GET", "/health/"));
         assert!(!catalog.is_protected("POST", "/api/auth/login/"));
+        // django-cfg's /cfg/grpc/… aliases are as protected as the routes they stand for.
+        assert!(catalog.is_protected("GET", "/cfg/grpc/api-keys/"));
+        assert!(catalog.is_protected("GET", "/cfg/grpc/monitor/overview/"));
+        assert!(catalog.is_protected("GET", "/cfg/grpc/proto-files/"));
+        assert!(!catalog.is_protected("GET", "/cfg/grpc/api-keysX/"));
 
         // A literal segment wins over a parameter, as in the router.
         let stats = catalog.match_route("GET", "/api/grpc/api-keys/stats/").unwrap();

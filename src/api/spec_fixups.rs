@@ -332,6 +332,9 @@ fn replace_bodies(doc: &mut Value) {
             continue;
         };
         if let Some(obj) = schema.as_object_mut() {
+            // Generators name a model by its title: two schemas with one title become one
+            // model, and the operations using the other lose their body.
+            obj.insert("title".into(), Value::from(replace));
             obj.insert("required".into(), json!(required));
             if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
                 for field in required {
@@ -453,6 +456,23 @@ mod tests {
             assert_eq!(s[replace]["required"], json!([field]));
             assert!(s[shared].get("required").is_none_or(|r| !r.to_string().contains(field)));
         }
+    }
+
+    #[test]
+    fn no_two_schemas_share_a_title() {
+        // openapi-python-client names a model by its title and drops the operations whose
+        // body refers to the schema that lost the name.
+        let doc: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let mut titles = std::collections::HashMap::new();
+        for (name, schema) in schemas {
+            if let Some(title) = schema.get("title").and_then(Value::as_str) {
+                if let Some(other) = titles.insert(title, name) {
+                    panic!("{name} and {other} are both titled {title}");
+                }
+            }
+        }
+        assert!(titles.contains_key("ProjectReplaceRequest"), "{titles:?}");
     }
 
     #[test]

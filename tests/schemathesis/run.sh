@@ -13,13 +13,14 @@
 #   baseline.json), SCHEMATHESIS_BASELINE_UPDATE=1 (strict, and record the failures in it).
 #
 # Every check of `-c all` runs and must find nothing, except two whose failures are still open on
-# issue 16 and listed, with the server's answer, in baseline.json (26 operations × check):
+# issue 16 and listed, with the server's answer, in baseline.json (27 operations × check):
 #   positive_data_acceptance  rules a schema cannot state: organization membership and which
 #     organization a caller with several must name, a PAT's company_id claim, a key's expiry in
 #     the future, an invited address that must belong to an account, a current TOTP code, 2FA
-#     being on, "one of email/username" (login, token) and KeyNest's or dj-rest-auth's register
+#     being on, a project's organization that cannot change, ShellUI's grant_type that may come
+#     in the query or the body, "one of email/username" (login, token) and KeyNest's or dj-rest-auth's register
 #     form (left out of the document: a oneOf there breaks the generated clients' login), a
-#     multipart .env that must parse;
+#     multipart .env and a proto file that must parse;
 #   negative_data_rejection   numbers and booleans read as text where the document says string
 #     (poem-openapi's String, and DRF's CharField for numbers, which the seeds' clients rely
 #     on), and an empty date filter read as no filter (django-filter does the same).
