@@ -276,6 +276,18 @@ impl<E: Endpoint> Endpoint for BodyLimit<E> {
         }
         match self.keep_json_body(&mut req).await {
             Ok(kept) => {
+                let catalog = crate::api::catalog::ApiCatalog::shared();
+                let (method, path) = (req.method().as_str(), req.uri().path());
+                if let Some(details) = kept
+                    .as_ref()
+                    .and_then(|b| validation::booleans_for_strings(catalog, method, path, b))
+                {
+                    return Ok(code_response(
+                        ErrorCode::Invalid,
+                        "Validation failed",
+                        Some(details),
+                    ));
+                }
                 let kept = kept.map(|body| validation::KeptBody {
                     method: req.method().clone(),
                     path: req.uri().path().to_string(),

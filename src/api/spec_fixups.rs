@@ -218,7 +218,7 @@ fn paging_bounds(op: &mut Value) {
 /// means one thing wherever it appears).
 fn parameter_rule(name: &str) -> Option<Value> {
     Some(match name {
-        "app_label" => json!({"pattern": "^[a-z][a-z0-9_]{0,63}$"}),
+        "app_label" => json!({"pattern": APP_LABEL}),
         // A day, or (also accepted) an RFC 3339 instant; the document names the day.
         "date_from" | "date_to" => json!({"format": "date"}),
         "format" => json!({"enum": ["env", "json", "yaml"]}),
@@ -229,6 +229,8 @@ fn parameter_rule(name: &str) -> Option<Value> {
     })
 }
 
+/// `domain::protos::validate_label`'s rule.
+const APP_LABEL: &str = "^[a-z][a-z0-9_]{0,63}$";
 /// Two characters that are whitespace neither to Rust's `str::trim` nor to ECMA `\s`: a name
 /// that matches keeps at least two characters once trimmed.
 const TWO_AFTER_TRIM: &str = r"[^\s\u0085][\s\S]*[^\s\u0085]";
@@ -284,6 +286,11 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
             "properties": {"service_name": {"type": "string", "pattern": NOT_BLANK},
                 "method_name": {"type": "string", "pattern": NOT_BLANK}}}}),
         ),
+        (
+            "ProtoGenerateRequest",
+            "apps",
+            json!({"items": {"type": "string", "pattern": APP_LABEL}}),
+        ),
         ("PatCreateRequest", "expires_in_days", json!({"minimum": 1, "maximum": 3650})),
     ]
 }
@@ -316,6 +323,12 @@ const PUT_REQUIRED: [(&str, &str, &[&str]); 3] = [
 ];
 
 fn replace_bodies(doc: &mut Value) {
+    // `?format=json` sends the variables as one JSON object of strings, not a JSON string.
+    let export = "/paths/~1api~1environments~1{id}~1export/get/responses/200/content/\
+                  application~1json/schema";
+    if let Some(schema) = doc.pointer_mut(export) {
+        *schema = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    }
     // A proto file upload is not empty (`The proto file is empty.`).
     let proto = "/paths/~1api~1grpc~1proto-files~1{app_label}/put/requestBody/content";
     if let Some(content) = doc.pointer_mut(proto).and_then(Value::as_object_mut) {
@@ -456,6 +469,15 @@ mod tests {
             assert_eq!(s[replace]["required"], json!([field]));
             assert!(s[shared].get("required").is_none_or(|r| !r.to_string().contains(field)));
         }
+    }
+
+    #[test]
+    fn a_json_export_is_an_object_of_strings() {
+        let doc: Value = serde_json::from_str(&crate::api::spec_json()).unwrap();
+        let content =
+            &doc["paths"]["/api/environments/{id}/export"]["get"]["responses"]["200"]["content"];
+        assert_eq!(content["application/json"]["schema"]["type"], "object", "{content}");
+        assert_eq!(content["text/plain; charset=utf-8"]["schema"]["type"], "string");
     }
 
     #[test]

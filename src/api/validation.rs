@@ -48,6 +48,28 @@ pub fn kept_body_details(err: &poem::Error) -> Option<Value> {
     .flatten()
 }
 
+/// Booleans where the operation's request schema says string, as field details: poem-openapi's
+/// `String` reads `true` as `"true"`, DRF's `CharField` refuses it ("Not a valid string.").
+/// A number stays accepted as its text, as in DRF. `None` when there is none, when the
+/// operation has no JSON body schema, or when the body is not JSON (the handler says why).
+pub fn booleans_for_strings(
+    catalog: &ApiCatalog,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Option<Value> {
+    let has = |word: &[u8]| body.windows(word.len()).any(|w| w == word);
+    if !has(b"true") && !has(b"false") {
+        return None;
+    }
+    let schema = catalog.body_schema(method, path)?;
+    let value: Value = serde_json::from_slice(body).ok()?;
+    match (Checker { catalog }).boolean_for_string(&value, schema, 0)? {
+        Problem::Messages(m) => Some(non_field_list(m)),
+        Problem::Nested(v) => Some(v),
+    }
+}
+
 /// Field errors of `body` against `schema` (whose `$ref`s point into `catalog`'s components):
 /// `Some({"field": [...]})`, or `Some({"non_field_errors": [...]})` for malformed JSON or a
 /// non-object body; `None` if the schema finds nothing wrong.
@@ -137,6 +159,48 @@ impl Checker<'_> {
             _ if schema.get("properties").is_some() => self.check_object(value, schema, depth),
             _ => None,
         }
+    }
+
+    /// Only the booleans given for strings (see [`booleans_for_strings`]); a schema with
+    /// `oneOf`/`anyOf` is not judged.
+    fn boolean_for_string(&self, value: &Value, schema: &Value, depth: usize) -> Option<Problem> {
+        if depth > 32 {
+            return None;
+        }
+        let schema = self.resolve(schema);
+        if schema.get("oneOf").or_else(|| schema.get("anyOf")).is_some() {
+            return None;
+        }
+        let errors: Map<String, Value> = match value {
+            Value::Bool(_) => {
+                let is_string = schema.get("type").and_then(Value::as_str) == Some("string");
+                return is_string.then(|| msg("Not a valid string."));
+            }
+            Value::Array(items) => {
+                let item_schema = schema.get("items")?;
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| {
+                        let p = self.boolean_for_string(item, item_schema, depth + 1)?;
+                        Some((i.to_string(), p.into_value()))
+                    })
+                    .collect()
+            }
+            Value::Object(obj) => {
+                let props = schema.get("properties").and_then(Value::as_object);
+                let extra = schema.get("additionalProperties").filter(|a| a.is_object());
+                obj.iter()
+                    .filter_map(|(name, v)| {
+                        let field = props.and_then(|p| p.get(name)).or(extra)?;
+                        let p = self.boolean_for_string(v, field, depth + 1)?;
+                        Some((name.clone(), p.into_value()))
+                    })
+                    .collect()
+            }
+            _ => return None,
+        };
+        (!errors.is_empty()).then_some(Problem::Nested(Value::Object(errors)))
     }
 
     fn check_object(&self, value: &Value, schema: &Value, depth: usize) -> Option<Problem> {
@@ -243,11 +307,11 @@ fn non_field_list(m: Vec<String>) -> Value {
 }
 
 fn check_string(value: &Value, schema: &Value) -> Option<Problem> {
-    // poem-openapi (like DRF's CharField) takes a number or boolean as its text.
+    // DRF's CharField takes a number as its text, not a boolean.
     let text;
     let s = match value {
         Value::String(s) => s.as_str(),
-        Value::Number(_) | Value::Bool(_) => {
+        Value::Number(_) => {
             text = value.to_string();
             text.as_str()
         }

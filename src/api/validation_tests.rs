@@ -176,3 +176,27 @@ fn names_unknown_and_read_only_fields() {
     );
     assert_eq!(field_of("expected value at line 1"), None);
 }
+
+#[test]
+fn booleans_for_strings_are_named_and_numbers_pass() {
+    let catalog = catalog();
+    let check =
+        |body: &str| booleans_for_strings(&catalog, "POST", "/api/things/", body.as_bytes());
+    assert_eq!(
+        check(r#"{"name": true, "count": 1, "enabled": false}"#),
+        Some(json!({"name": ["Not a valid string."]}))
+    );
+    // In lists, by index, as DRF nests them.
+    assert_eq!(
+        check(r#"{"name": "a", "count": 1, "tags": ["x", false]}"#),
+        Some(json!({"tags": {"1": ["Not a valid string."]}}))
+    );
+    // A boolean where a boolean goes, a number where a string goes, "true" inside a string.
+    assert_eq!(check(r#"{"name": 5, "count": 1, "enabled": true}"#), None);
+    assert_eq!(check(r#"{"name": "true", "count": 1}"#), None);
+    // Malformed JSON and undocumented operations are left to the handler.
+    assert_eq!(check(r#"{"name": true"#), None);
+    assert_eq!(booleans_for_strings(&catalog, "POST", "/api/other/", br#"{"name": true}"#), None);
+    // The full check says the same when poem-openapi's parse fails for another reason.
+    assert_eq!(details(r#"{"name": false}"#)["name"], json!(["Not a valid string."]));
+}

@@ -226,6 +226,48 @@ async fn json_parse_failures_name_the_field() {
     assert_eq!(server.get("/health/").await.status(), 200);
 }
 
+/// A boolean where the document says string is refused as DRF's CharField refuses it, with
+/// nothing changed; a number there is still taken as its text (DRF does, and clients rely on it).
+#[tokio::test]
+async fn a_boolean_is_not_a_string() {
+    let server = TestServer::start().await;
+    let user = crate::harness::register(&server, "booleans").await;
+    let patch = |body: serde_json::Value| {
+        server
+            .client
+            .patch(server.url("/api/auth/profile/"))
+            .header("authorization", crate::harness::auth(&user.token))
+            .json(&body)
+            .send()
+    };
+    let resp = patch(serde_json::json!({"first_name": true, "last_name": "Kept"})).await.unwrap();
+    let err = crate::harness::assert_error(resp, 400).await;
+    assert_eq!(err["code"], "VALIDATION_ERROR", "{err}");
+    assert_eq!(err["details"], serde_json::json!({"first_name": ["Not a valid string."]}));
+    let resp = patch(serde_json::json!({"last_name": 5})).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let profile: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(profile["first_name"], "booleans", "the refused change was not half-applied");
+    assert_eq!(profile["last_name"], "5");
+    // Booleans nested in a list of objects are named by index.
+    let resp = server
+        .client
+        .post(server.url("/api/grpc/monitor/requests/"))
+        .header("authorization", crate::harness::auth(&user.token))
+        .json(&serde_json::json!({"requests": [
+            {"service_name": "s", "method_name": "m"},
+            {"service_name": false, "method_name": "m"}]}))
+        .send()
+        .await
+        .unwrap();
+    let err = crate::harness::assert_error(resp, 400).await;
+    assert_eq!(
+        err["details"]["requests"]["1"]["service_name"],
+        serde_json::json!(["Not a valid string."]),
+        "{err}"
+    );
+}
+
 /// Bodies refused for their size (413) reach the request log like any other refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_logged() {
