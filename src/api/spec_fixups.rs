@@ -29,6 +29,7 @@ pub fn apply(document: String) -> String {
     walk(&mut doc);
     field_rules(&mut doc);
     replace_bodies(&mut doc);
+    json_export_schema(&mut doc);
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut().filter_map(Value::as_object_mut) {
             for op in item.values_mut() {
@@ -322,13 +323,17 @@ const PUT_REQUIRED: [(&str, &str, &[&str]); 3] = [
     ("VariableUpdateRequest", "VariableReplaceRequest", &["key"]),
 ];
 
-fn replace_bodies(doc: &mut Value) {
-    // `?format=json` sends the variables as one JSON object of strings, not a JSON string.
+/// `?format=json` on the export sends the variables as one JSON object of strings; the
+/// handler's `PlainText` payload is documented as a string under every media type.
+fn json_export_schema(doc: &mut Value) {
     let export = "/paths/~1api~1environments~1{id}~1export/get/responses/200/content/\
                   application~1json/schema";
     if let Some(schema) = doc.pointer_mut(export) {
         *schema = json!({"type": "object", "additionalProperties": {"type": "string"}});
     }
+}
+
+fn replace_bodies(doc: &mut Value) {
     // A proto file upload is not empty (`The proto file is empty.`).
     let proto = "/paths/~1api~1grpc~1proto-files~1{app_label}/put/requestBody/content";
     if let Some(content) = doc.pointer_mut(proto).and_then(Value::as_object_mut) {
